@@ -1,0 +1,191 @@
+// Package cli is the zimage command line: it parses arguments, loads the
+// config and wires the packages together. main.go only calls Run.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"zimage/app/config"
+)
+
+// version is set at build time with -ldflags "-X zimage/app/cli.version=v1.2.3".
+var version = "dev"
+
+// Version returns the build's version, with the VCS revision when known.
+func Version() string {
+	v := version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	return v
+}
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFail   = 1
+	exitConfig = 2 // bad config or usage: fix the input, not the machine
+)
+
+// Env is what a command sees of the world; tests pass their own.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Environ        []string
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the web server (default: http://127.0.0.1:8080, data in ./data)", runServe},
+		{"config", "config check FILE: validate a config file", runConfig},
+		{"doctor", "check config, data folder, database and TLS, and say how to fix problems", runDoctor},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Run runs the command in args (without the program name) and returns the
+// process exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.Stdout)
+		if len(args) == 0 {
+			return exitConfig
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return exitCode(env, c.run(ctx, env, args[1:]))
+		}
+	}
+	fmt.Fprintf(env.Stderr, "zimage: unknown command %q; run zimage --help for the list\n", args[0])
+	return exitConfig
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "zimage %s — a self-hosted image generator\n\nUsage: zimage COMMAND [options]\n\nCommands:\n", Version())
+	cmds := commands()
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun zimage COMMAND --help for a command's options.\n")
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// exitCode prints err on one line and picks the exit status.
+func exitCode(env Env, err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ce *config.Error
+	var ue *usageError
+	switch {
+	case errors.As(err, &ce):
+		fmt.Fprintf(env.Stderr, "zimage: %v\n", ce)
+		return exitConfig
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.Stderr, "zimage: %v\n", ue)
+		return exitConfig
+	}
+	fmt.Fprintf(env.Stderr, "zimage: %s\n", errMessage(err))
+	return exitFail
+}
+
+// newFlags returns a flag set that prints its usage to env.Stdout on --help
+// and returns errors instead of exiting.
+func newFlags(env Env, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fs.SetOutput(env.Stdout)
+		fmt.Fprintf(env.Stdout, "Usage: zimage %s\n", synopsis)
+		if hasFlags(fs) {
+			fmt.Fprintln(env.Stdout, "\nOptions:")
+			fs.PrintDefaults()
+		}
+		fs.SetOutput(env.Stderr)
+	}
+	return fs
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{msg: err.Error()}
+	}
+	return nil
+}
+
+// configFlag adds --config, defaulting to $ZIMAGE_CONFIG.
+func configFlag(fs *flag.FlagSet, env Env) *string {
+	return fs.String("config", lookupEnv(env.Environ, "ZIMAGE_CONFIG"), "config `FILE` (TOML); default $ZIMAGE_CONFIG, else built-in defaults")
+}
+
+func lookupEnv(environ []string, name string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+func runVersion(_ context.Context, env Env, args []string) error {
+	fs := newFlags(env, "version", "version")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "zimage %s\n", Version())
+	return nil
+}
+
+func runConfig(_ context.Context, env Env, args []string) error {
+	fs := newFlags(env, "config", "config check FILE\n\nValidates FILE (plus ZIMAGE_* environment overrides) exactly as a start would, and exits 2 on the first problem.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) != 2 || rest[0] != "check" {
+		return &usageError{msg: "usage: zimage config check FILE"}
+	}
+	if _, err := config.Load(rest[1], env.Environ); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: OK\n", rest[1])
+	return nil
+}
+
+// Main is what main.go calls.
+func Main(ctx context.Context) int {
+	return Run(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Environ: os.Environ()})
+}

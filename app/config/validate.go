@@ -1,0 +1,315 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Validate checks every value and the combinations that conflict. It
+// returns the first problem as an *Error.
+func (c *Config) Validate() error {
+	checks := []func() *Error{
+		c.validateServer, c.validateTLS, c.validateAuth, c.validateBackends,
+		c.validateQueue, c.validateGeneration, c.validateRetention, c.validatePrivacy,
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func bad(key string, value any, allowed string, args ...any) *Error {
+	var v string
+	switch x := value.(type) {
+	case string:
+		v = strconv.Quote(x)
+	case Duration:
+		v = strconv.Quote(x.String())
+	case nil:
+	default:
+		v = fmt.Sprint(x)
+	}
+	return &Error{Key: key, Value: v, Allowed: fmt.Sprintf(allowed, args...)}
+}
+
+func oneOf(key, value string, allowed ...string) *Error {
+	for _, a := range allowed {
+		if value == a {
+			return nil
+		}
+	}
+	return bad(key, value, "must be one of %s", strings.Join(allowed, ", "))
+}
+
+func checkHostPort(key, v string) *Error {
+	if _, port, err := net.SplitHostPort(v); err != nil {
+		return bad(key, v, "must be host:port, e.g. \"127.0.0.1:8080\" or \":443\"")
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return bad(key, v, "port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
+func (c *Config) validateServer() *Error {
+	s := c.Server
+	if err := checkHostPort("server.listen", s.Listen); err != nil {
+		return err
+	}
+	if s.DataDir == "" {
+		return bad("server.data_dir", s.DataDir, "must name a folder, e.g. \"./data\" or \"/var/lib/zimage\"")
+	}
+	if s.BaseURL != "" {
+		u, err := url.Parse(s.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("server.base_url", s.BaseURL, "must be an absolute http(s) URL such as \"https://images.example.com\", or empty")
+		}
+	}
+	if err := oneOf("server.log_format", s.LogFormat, "text", "json"); err != nil {
+		return err
+	}
+	if err := oneOf("server.log_level", s.LogLevel, "debug", "info", "warn", "error"); err != nil {
+		return err
+	}
+	if s.MaxBodyBytes < 4096 || s.MaxBodyBytes > 1<<30 {
+		return bad("server.max_body_bytes", s.MaxBodyBytes, "must be between 4096 and 1073741824 bytes")
+	}
+	if s.ShutdownTimeout.D() < time.Second || s.ShutdownTimeout.D() > 10*time.Minute {
+		return bad("server.shutdown_timeout", s.ShutdownTimeout, "must be between 1s and 10m")
+	}
+	for _, p := range s.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return bad("server.trusted_proxies", p, "each entry must be an IP address or CIDR range such as \"127.0.0.1\" or \"10.0.0.0/8\"")
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateTLS() *Error {
+	t := c.TLS
+	if err := oneOf("tls.mode", t.Mode, "off", "auto", "files"); err != nil {
+		return err
+	}
+	if t.Mode == "off" {
+		return nil
+	}
+	if err := checkHostPort("tls.listen", t.Listen); err != nil {
+		return err
+	}
+	if t.HTTPListen != "" {
+		if err := checkHostPort("tls.http_listen", t.HTTPListen); err != nil {
+			return err
+		}
+	}
+	switch t.Mode {
+	case "auto":
+		if len(t.Domains) == 0 {
+			return bad("tls.domains", nil, "tls.mode = \"auto\" needs at least one domain name to get a certificate for")
+		}
+		for _, d := range t.Domains {
+			if d == "" || strings.ContainsAny(d, "/: ") || net.ParseIP(d) != nil {
+				return bad("tls.domains", d, "must be DNS names such as \"images.example.com\" (no scheme, port or IP address)")
+			}
+		}
+		if t.Email != "" {
+			if _, err := mail.ParseAddress(t.Email); err != nil {
+				return bad("tls.email", t.Email, "must be an email address for the ACME account, or empty")
+			}
+		}
+		if t.CAURL != "" {
+			if u, err := url.Parse(t.CAURL); err != nil || u.Scheme != "https" || u.Host == "" {
+				return bad("tls.ca_url", t.CAURL, "must be the https URL of an ACME directory, or empty for Let's Encrypt")
+			}
+		}
+		if t.CertFile != "" || t.KeyFile != "" {
+			return bad("tls.cert_file", t.CertFile, "conflicts with tls.mode = \"auto\"; set tls.mode = \"files\" to use your own certificate")
+		}
+		if t.HTTPListen == "" {
+			return bad("tls.http_listen", "", "tls.mode = \"auto\" needs an HTTP listener for the HTTP-01 challenge and the redirect to HTTPS")
+		}
+	case "files":
+		if t.CertFile == "" || t.KeyFile == "" {
+			return bad("tls.cert_file", t.CertFile, "tls.mode = \"files\" needs both tls.cert_file and tls.key_file")
+		}
+		if len(t.Domains) > 0 || t.CAURL != "" {
+			return bad("tls.domains", strings.Join(t.Domains, ","), "domains and ca_url are for tls.mode = \"auto\"; remove them with tls.mode = \"files\"")
+		}
+	}
+	if t.ChallengeHTTPPort < 0 || t.ChallengeHTTPPort > 65535 {
+		return bad("tls.challenge_http_port", t.ChallengeHTTPPort, "must be a port number or 0")
+	}
+	if t.ChallengeALPNPort < 0 || t.ChallengeALPNPort > 65535 {
+		return bad("tls.challenge_alpn_port", t.ChallengeALPNPort, "must be a port number or 0")
+	}
+	if t.Listen == c.Server.Listen {
+		return bad("tls.listen", t.Listen, "is also server.listen; give the TLS listener its own address")
+	}
+	return nil
+}
+
+func (c *Config) validateAuth() *Error {
+	a := c.Auth
+	if err := oneOf("auth.signup", a.Signup, "open", "invite", "closed"); err != nil {
+		return err
+	}
+	if a.SessionIdle.D() < time.Minute {
+		return bad("auth.session_idle", a.SessionIdle, "must be at least 1m")
+	}
+	if a.SessionAbsolute.D() < a.SessionIdle.D() {
+		return bad("auth.session_absolute", a.SessionAbsolute, "must be at least auth.session_idle (%s)", a.SessionIdle)
+	}
+	if a.MinAge < 13 || a.MinAge > 21 {
+		return bad("auth.min_age", a.MinAge, "must be between 13 and 21: the privacy policy promises no accounts for children under 13")
+	}
+	if a.MaxLoginFailures < 1 || a.MaxLoginFailures > 100 {
+		return bad("auth.max_login_failures", a.MaxLoginFailures, "must be between 1 and 100")
+	}
+	return nil
+}
+
+var backendKinds = []string{"builtin", "comfyui", "a1111", "openai"}
+
+func (c *Config) validateBackends() *Error {
+	if len(c.Backends) == 0 {
+		return bad("backends", nil, "at least one [[backends]] entry is needed; kind = \"builtin\" works with no GPU")
+	}
+	seen := map[string]bool{}
+	for i, b := range c.Backends {
+		k := fmt.Sprintf("backends[%d]", i)
+		if b.Name == "" || strings.ContainsAny(b.Name, " /\\") || len(b.Name) > 40 {
+			return bad(k+".name", b.Name, "must be a short name without spaces or slashes, such as \"gpu0\"")
+		}
+		if seen[b.Name] {
+			return bad(k+".name", b.Name, "is used by two backends; names must be unique")
+		}
+		seen[b.Name] = true
+		if err := oneOf(k+".kind", b.Kind, backendKinds...); err != nil {
+			return err
+		}
+		if b.Kind == "builtin" {
+			if b.URL != "" {
+				return bad(k+".url", b.URL, "the builtin renderer runs inside zimage; remove url")
+			}
+		} else {
+			u, err := url.Parse(b.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return bad(k+".url", b.URL, "must be the http(s) URL of the %s server, e.g. \"http://127.0.0.1:8188\"", b.Kind)
+			}
+		}
+		if b.Slots < 1 || b.Slots > 64 {
+			return bad(k+".slots", b.Slots, "must be between 1 and 64 concurrent jobs")
+		}
+		if b.Timeout.D() < time.Second || b.Timeout.D() > 24*time.Hour {
+			return bad(k+".timeout", b.Timeout, "must be between 1s and 24h")
+		}
+		if b.Workflow != "" && b.Kind != "comfyui" {
+			return bad(k+".workflow", b.Workflow, "only comfyui backends take a workflow")
+		}
+		if len(b.WorkflowMap) > 0 && b.Workflow == "" {
+			return bad(k+".workflow_map", nil, "needs workflow: the mapping says which node inputs of your workflow take each parameter")
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateQueue() *Error {
+	q := c.Queue
+	if q.MaxQueuedPerUser < 1 || q.MaxQueuedPerUser > 10000 {
+		return bad("queue.max_queued_per_user", q.MaxQueuedPerUser, "must be between 1 and 10000")
+	}
+	if q.MaxRunningPerUser < 1 || q.MaxRunningPerUser > 64 {
+		return bad("queue.max_running_per_user", q.MaxRunningPerUser, "must be between 1 and 64")
+	}
+	if q.JobTimeout.D() < time.Second {
+		return bad("queue.job_timeout", q.JobTimeout, "must be at least 1s")
+	}
+	if q.WaitForBackend.D() < time.Second {
+		return bad("queue.wait_for_backend", q.WaitForBackend, "must be at least 1s")
+	}
+	return nil
+}
+
+func (c *Config) validateGeneration() *Error {
+	g := c.Generation
+	if g.MaxSide < 64 || g.MaxSide > 8192 || g.MaxSide%16 != 0 {
+		return bad("generation.max_side", g.MaxSide, "must be a multiple of 16 between 64 and 8192")
+	}
+	if g.MaxPixels < 64*64 || g.MaxPixels > g.MaxSide*g.MaxSide {
+		return bad("generation.max_pixels", g.MaxPixels, "must be between 4096 and max_side² (%d)", g.MaxSide*g.MaxSide)
+	}
+	if g.MaxSteps < 1 || g.MaxSteps > 1000 {
+		return bad("generation.max_steps", g.MaxSteps, "must be between 1 and 1000")
+	}
+	if g.DefaultSteps < 1 || g.DefaultSteps > g.MaxSteps {
+		return bad("generation.default_steps", g.DefaultSteps, "must be between 1 and generation.max_steps (%d)", g.MaxSteps)
+	}
+	if g.MaxCount < 1 || g.MaxCount > 16 {
+		return bad("generation.max_count", g.MaxCount, "must be between 1 and 16")
+	}
+	if g.MaxPromptLength < 10 || g.MaxPromptLength > 100000 {
+		return bad("generation.max_prompt_length", g.MaxPromptLength, "must be between 10 and 100000 characters")
+	}
+	return nil
+}
+
+func (c *Config) validateRetention() *Error {
+	r := c.Retention
+	windows := []struct {
+		key string
+		v   Duration
+		max time.Duration
+		why string
+	}{
+		{"retention.images", r.Images, 90 * 24 * time.Hour, "the privacy policy promises deletion after 90 days"},
+		{"retention.deleted_accounts", r.DeletedAccounts, 30 * 24 * time.Hour, "the privacy policy promises removal within 30 days"},
+		{"retention.usage", r.Usage, 365 * 24 * time.Hour, "the privacy policy promises usage data is kept 12 months"},
+		{"retention.support", r.Support, 730 * 24 * time.Hour, "the privacy policy promises support messages are kept 24 months"},
+		{"retention.exports", r.Exports, 30 * 24 * time.Hour, "export archives hold everything about a person"},
+		{"retention.keyring_backups", r.KeyringBackups, 30*24*time.Hour - time.Nanosecond, "a keyring backup older than 30 days could revive a deleted account"},
+	}
+	for _, w := range windows {
+		if w.v.D() < time.Hour {
+			return bad(w.key, w.v, "must be at least 1h; zero or negative windows would delete data as it is made")
+		}
+		if w.v.D() > w.max {
+			return bad(w.key, w.v, "must be at most %s: %s", Duration(w.max), w.why)
+		}
+	}
+	if _, err := cron.ParseStandard(r.Schedule); err != nil {
+		return bad("retention.schedule", r.Schedule, "must be a cron schedule such as \"@hourly\", \"@every 30m\" or \"0 3 * * *\"")
+	}
+	if r.BatchSize < 1 || r.BatchSize > 100000 {
+		return bad("retention.batch_size", r.BatchSize, "must be between 1 and 100000")
+	}
+	return nil
+}
+
+func (c *Config) validatePrivacy() *Error {
+	p := c.Privacy
+	for _, f := range []struct{ key, v string }{{"privacy.contact_email", p.ContactEmail}, {"privacy.dpo_email", p.DPOEmail}, {"mail.from", c.Mail.From}} {
+		if f.v == "" {
+			continue
+		}
+		if a, err := mail.ParseAddress(f.v); err != nil || a.Name != "" && f.key != "mail.from" {
+			return bad(f.key, f.v, "must be an email address such as \"privacy@example.com\"")
+		}
+	}
+	if c.Mail.SMTPURL != "" {
+		u, err := url.Parse(c.Mail.SMTPURL)
+		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps" && u.Scheme != "smtp+starttls") || u.Host == "" {
+			return bad("mail.smtp_url", "(hidden)", "must look like \"smtp://user:password@host:587\", \"smtps://…:465\" or \"smtp+starttls://…\"")
+		}
+		if c.Mail.From == "" {
+			return bad("mail.from", "", "is needed when mail.smtp_url is set")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package sqlite is Z Image's store: one SQLite file opened as a single
+// writer connection plus a pool of readers, append-only migrations, and one
+// file per noun holding that noun's plain SQL.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"zimage/app"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// applicationID marks a database as Z Image's ("ZIMG"), so a start against
+// another program's SQLite file is refused instead of migrated.
+const applicationID = 0x5A494D47
+
+// DB is the store. Writes go through one connection (SQLite allows one
+// writer; a pool would only queue on its lock), reads through a pool.
+type DB struct {
+	Path string
+	w    *sql.DB
+	r    *sql.DB
+	// Now is the clock every store method uses, so retention and expiry
+	// can be tested at any date.
+	Now func() time.Time
+}
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	// busy_timeout first: modernc applies pragmas in order and the others
+	// may need to wait for a lock.
+	pragmas := []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "cache_size(-16384)"}
+	if readOnly {
+		pragmas = append(pragmas, "query_only(1)")
+	}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database at path and brings its
+// schema up to date. A file that is not a Z Image database, is corrupt, or
+// was written by a newer version is refused with a message saying what to do.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if err := checkIdentity(ctx, path); err != nil {
+		return nil, err
+	}
+	// Create the file private before SQLite does (it would use the umask);
+	// the -wal and -shm files copy its mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("sqlite: create %s: %w", path, err)
+	} else {
+		f.Close()
+	}
+	w, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	db := &DB{Path: path, w: w, Now: func() time.Time { return time.Now().UTC() }}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open readers %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(max(4, 2*runtime.NumCPU()))
+	db.r = r
+	return db, nil
+}
+
+// Close closes both pools; the last close checkpoints the WAL.
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	errs = append(errs, db.w.Close())
+	return errors.Join(errs...)
+}
+
+// checkIdentity refuses foreign and corrupt files before anything is
+// written: it reads through a read-only connection, because opening with our
+// pragmas would already switch another program's file to WAL mode.
+func checkIdentity(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	ro, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	defer ro.Close()
+	var appID, version int
+	if err := ro.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return notOurs(path, err)
+	}
+	if err := ro.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return notOurs(path, err)
+	}
+	if appID == applicationID {
+		return nil
+	}
+	if appID != 0 {
+		return &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("%s belongs to another program (SQLite application id %#x), not Z Image: point server.data_dir at Z Image's own folder", path, appID)}
+	}
+	var tables int
+	if err := ro.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+		return notOurs(path, err)
+	}
+	if tables > 0 || version > 0 {
+		return &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("%s is an SQLite database of another program, not Z Image: point server.data_dir at Z Image's own folder", path)}
+	}
+	return nil
+}
+
+func notOurs(path string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
+		return &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("%s is not a usable Z Image database (not SQLite, or corrupt): restore it from a backup (zimage restore) or move it away to start fresh", path), Err: err}
+	}
+	return fmt.Errorf("sqlite: read %s: %w", path, err)
+}
+
+// tx runs fn in one write transaction.
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Ready reports whether the database is writable and its schema current;
+// /readyz calls it.
+func (db *DB) Ready(ctx context.Context) error {
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v != len(migrations) {
+		return fmt.Errorf("sqlite: schema version %d, want %d", v, len(migrations))
+	}
+	// BEGIN IMMEDIATE takes the write lock: proof that a write would succeed
+	// now, without writing anything.
+	return db.tx(ctx, func(tx *sql.Tx) error { return nil })
+}
+
+// SchemaVersion returns the number of migrations applied.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := db.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+// LatestSchemaVersion is the version this binary migrates to.
+func LatestSchemaVersion() int { return len(migrations) }
+
+// IntegrityCheck runs SQLite's integrity check and returns its findings.
+func (db *DB) IntegrityCheck(ctx context.Context) error {
+	rows, err := db.r.QueryContext(ctx, "PRAGMA integrity_check")
+	if err != nil {
+		return fmt.Errorf("sqlite: integrity check: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return err
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("sqlite: integrity check found: %s", strings.Join(problems, "; "))
+	}
+	return rows.Err()
+}
+
+// SnapshotTo writes a consistent copy of the live database to path (which
+// must not exist), without stopping writers: VACUUM INTO reads one snapshot.
+func (db *DB) SnapshotTo(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("sqlite: snapshot: %s already exists", path)
+	}
+	// Its own connection: the readers are query_only, and the writer must
+	// stay free for requests while the copy is made.
+	c, err := sql.Open("sqlite", dsn(db.Path, false))
+	if err != nil {
+		return fmt.Errorf("sqlite: snapshot: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return fmt.Errorf("sqlite: snapshot to %s: %w", path, err)
+	}
+	return nil
+}
+
+// IsBusy reports a lock timeout, which callers may retry.
+func IsBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY)
+}

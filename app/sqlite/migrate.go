@@ -1,0 +1,61 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"zimage/app"
+)
+
+// migrations is append-only: a shipped migration is never edited, since
+// installs in the field have already run it. The schema version is the
+// number applied, kept in PRAGMA user_version.
+var migrations = []func(*sql.Tx) error{
+	migrate1Settings,
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return notOurs(db.Path, err)
+	}
+	if v > len(migrations) {
+		return &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("%s was written by a newer Z Image (schema %d; this binary knows up to %d): run the newer binary, or restore a backup made by this version", db.Path, v, len(migrations))}
+	}
+	for i := v; i < len(migrations); i++ {
+		err := db.tx(ctx, func(tx *sql.Tx) error {
+			if err := migrations[i](tx); err != nil {
+				return err
+			}
+			if i == 0 {
+				if _, err := tx.Exec(fmt.Sprintf("PRAGMA application_id = %d", applicationID)); err != nil {
+					return err
+				}
+			}
+			_, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func execAll(tx *sql.Tx, stmts ...string) error {
+	for _, s := range stmts {
+		if _, err := tx.Exec(s); err != nil {
+			return fmt.Errorf("%w in: %.80s", err, s)
+		}
+	}
+	return nil
+}
+
+func migrate1Settings(tx *sql.Tx) error {
+	return execAll(tx, `CREATE TABLE settings (
+		key        TEXT PRIMARY KEY,
+		value      TEXT NOT NULL,
+		updated_at INTEGER NOT NULL -- unix milliseconds, as every time column
+	) STRICT`)
+}

@@ -1,0 +1,90 @@
+// Package web is Z Image's HTTP face: one routes table, one error handler,
+// middleware for security headers, body limits, logs and metrics, and one
+// handler per file. HTML pages and the JSON API sit side by side.
+package web
+
+import (
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"zimage/app/sqlite"
+	"zimage/ui"
+)
+
+// Options are the server's settings, mapped from config by the caller.
+type Options struct {
+	Version        string
+	MaxBodyBytes   int64
+	MetricsEnabled bool
+	MetricsToken   string
+	// HSTSMaxAge > 0 sends Strict-Transport-Security on TLS requests.
+	HSTSMaxAge     time.Duration
+	TrustedProxies []string
+}
+
+// Server holds the dependencies every handler may use.
+type Server struct {
+	e       *echo.Echo
+	log     *slog.Logger
+	db      *sqlite.DB
+	opts    Options
+	metrics *metrics
+	assets  *assets
+	pages   map[string]*template.Template
+}
+
+// New builds the server and its routes. It fails if a template or static
+// file is broken, so that shows at start, not on a request.
+func New(log *slog.Logger, db *sqlite.DB, opts Options) (*Server, error) {
+	a, err := loadAssets(ui.Static)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := loadPages(a)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{e: echo.New(), log: log, db: db, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
+	s.e.HideBanner, s.e.HidePort = true, true
+	s.e.HTTPErrorHandler = s.handleError
+	s.e.IPExtractor = ipExtractor(opts.TrustedProxies)
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the http.Handler to serve.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// ipExtractor believes forwarding headers only from configured proxies.
+func ipExtractor(trusted []string) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, t := range trusted {
+		if _, n, err := net.ParseCIDR(t); err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		} else if ip := net.ParseIP(t); ip != nil {
+			bits := 32
+			if ip.To4() == nil {
+				bits = 128
+			}
+			opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+func requestID() echo.MiddlewareFunc {
+	return middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		// Never reuse an id a client sent: it would let them forge log lines
+		// that look like someone else's request.
+		Skipper: func(c echo.Context) bool { c.Request().Header.Del(echo.HeaderXRequestID); return false },
+	})
+}
