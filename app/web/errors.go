@@ -74,16 +74,22 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	var ae *app.Error
 	var he *echo.HTTPError
+	status := 0
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &he):
 		ae = fromEcho(he, c.Request())
+		if he.Code == http.StatusMethodNotAllowed {
+			status = he.Code // no domain code says this as precisely
+		}
 	case errors.Is(err, errBodyTooLarge):
 		ae = app.Errorf(app.ETOOLARGE, "The request body is larger than the %s this server accepts. Send less data at once.", humanBytes(s.opts.MaxBodyBytes))
 	default:
 		ae = app.Wrap(err, "unexpected")
 	}
-	status := statusOf[ae.Code]
+	if status == 0 {
+		status = statusOf[ae.Code]
+	}
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
