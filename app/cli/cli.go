@@ -56,6 +56,9 @@ func commands() []command {
 		{"serve", "run the web server (default: http://127.0.0.1:8080, data in ./data)", runServe},
 		{"config", "config check FILE: validate a config file", runConfig},
 		{"doctor", "check config, data folder, database and TLS, and say how to fix problems", runDoctor},
+		{"backup", "backup --out DIR: online snapshot of database and media (no keys); --keyring: keyring backup", runBackup},
+		{"restore", "restore --from DIR: put a backup back (server stopped)", runRestore},
+		{"keys", "keys rotate: new master key, re-wrap every user key (server stopped)", runKeys},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -113,19 +116,19 @@ func exitCode(env Env, err error) int {
 	return exitFail
 }
 
-// newFlags returns a flag set that prints its usage to env.Stdout on --help
-// and returns errors instead of exiting.
+// newFlags returns a flag set that returns errors instead of exiting and
+// prints nothing itself: parse prints the help, exitCode the one error line.
 func newFlags(env Env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fs.SetOutput(env.Stdout)
 		fmt.Fprintf(env.Stdout, "Usage: zimage %s\n", synopsis)
 		if hasFlags(fs) {
 			fmt.Fprintln(env.Stdout, "\nOptions:")
+			fs.SetOutput(env.Stdout)
 			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
 		}
-		fs.SetOutput(env.Stderr)
 	}
 	return fs
 }
@@ -137,11 +140,12 @@ func hasFlags(fs *flag.FlagSet) bool {
 }
 
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{msg: err.Error()}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return err
+	} else if err != nil {
+		return &usageError{msg: fmt.Sprintf("%v (see zimage %s --help)", err, fs.Name())}
 	}
 	return nil
 }

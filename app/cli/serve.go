@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"zimage/app/certs"
 	"zimage/app/config"
 	"zimage/app/sqlite"
+	"zimage/app/vault"
 	"zimage/app/web"
 )
 
@@ -36,7 +38,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	log := newLogger(env, cfg.Server)
-	return serve(ctx, cfg, log, nil)
+	return serve(ctx, cfg, env.Environ, log, nil)
 }
 
 func newLogger(env Env, s config.Server) *slog.Logger {
@@ -123,17 +125,43 @@ func unwrapPathErr(err error) error {
 }
 
 func certOptions(cfg config.Config) certs.Options {
-	return certs.Options{
+	opts := certs.Options{
 		Mode: cfg.TLS.Mode, Domains: cfg.TLS.Domains, Email: cfg.TLS.Email, CAURL: cfg.TLS.CAURL,
 		CARootFile: cfg.TLS.CARoot, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
 		StorageDir:        filepath.Join(cfg.Server.DataDir, "certmagic"),
 		ChallengeHTTPPort: cfg.TLS.ChallengeHTTPPort, ChallengeALPNPort: cfg.TLS.ChallengeALPNPort,
 	}
+	// Left at 0, certmagic would bind :80 and :443 itself for challenges.
+	// Pointing it at zimage's own listeners makes it find them in use and
+	// leave the answers to them (the redirect handler and the TLS config).
+	httpHost, httpPort := hostPort(cfg.TLS.HTTPListen)
+	_, tlsPort := hostPort(cfg.TLS.Listen)
+	opts.ListenHost = httpHost
+	if opts.ChallengeHTTPPort == 0 {
+		opts.ChallengeHTTPPort = httpPort
+	}
+	if opts.ChallengeALPNPort == 0 {
+		opts.ChallengeALPNPort = tlsPort
+	}
+	return opts
 }
+
+func hostPort(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0
+	}
+	n, _ := strconv.Atoi(port)
+	return host, n
+}
+
+// certPollInterval is how often files-mode certificates are checked for
+// changes; tests shorten it.
+var certPollInterval = 10 * time.Second
 
 // serve runs the server until ctx ends. ready, if not nil, is called once
 // the listeners accept connections (tests use it).
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addrs map[string]string)) error {
+func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logger, ready func(addrs map[string]string)) error {
 	// Everything that can be checked without touching disk comes first.
 	if cfg.TLS.Mode != "off" {
 		if err := certs.Check(certOptions(cfg)); err != nil {
@@ -148,6 +176,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	if err := prepareDataDir(cfg.Server.DataDir); err != nil {
 		return err
 	}
+	release, err := lockDataDir(cfg.Server.DataDir, "only one server may use a data folder; stop the other one or choose another server.data_dir")
+	if err != nil {
+		return err
+	}
+	defer release()
+	keys, err := vault.Open(cfg.Server.DataDir, lookupEnv(env, "ZIMAGE_MASTER_KEY"), vault.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
 	db, err := sqlite.Open(ctx, filepath.Join(cfg.Server.DataDir, "zimage.db"))
 	if err != nil {
 		return err
@@ -167,6 +205,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 
 	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
+	keyringDir := cfg.KeyringBackupDir()
+	jobs.AddFunc(cfg.Retention.Schedule, func() {
+		removed, err := keys.PruneKeyringBackups(keyringDir, time.Now().Add(-cfg.Retention.KeyringBackups.D()))
+		if err != nil {
+			log.Error("retention: keyring backups", "err", err)
+		} else if len(removed) > 0 {
+			log.Info("retention: keyring backups removed", "count", len(removed))
+		}
+	})
 	jobs.Start()
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -215,7 +262,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			addrs["redirect"] = ls.http.Addr().String()
 		}
 		if cfg.TLS.Mode == "files" {
-			go mgr.Watch(ctx, 10*time.Second)
+			go mgr.Watch(ctx, certPollInterval)
 			go reloadOnHUP(ctx, mgr, log)
 		} else if err := mgr.Start(ctx); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -27,6 +28,7 @@ type Config struct {
 	Retention  Retention  `toml:"retention"`
 	Privacy    Privacy    `toml:"privacy"`
 	Mail       Mail       `toml:"mail"`
+	Backup     Backup     `toml:"backup"`
 }
 
 type Server struct {
@@ -117,6 +119,20 @@ type Privacy struct {
 	ContactEmail string `toml:"contact_email"`
 	DPOEmail     string `toml:"dpo_email"`
 	Address      string `toml:"address"`
+}
+
+type Backup struct {
+	KeyringDir string `toml:"keyring_dir"`
+}
+
+// KeyringBackupDir is where `zimage backup --keyring` writes and the
+// keyring retention job prunes: backup.keyring_dir, or
+// <data_dir>/backups/keyring.
+func (c Config) KeyringBackupDir() string {
+	if c.Backup.KeyringDir != "" {
+		return c.Backup.KeyringDir
+	}
+	return filepath.Join(c.Server.DataDir, "backups", "keyring")
 }
 
 type Mail struct {

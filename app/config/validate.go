@@ -149,7 +149,7 @@ func (c *Config) validateTLS() *Error {
 	if t.ChallengeALPNPort < 0 || t.ChallengeALPNPort > 65535 {
 		return bad("tls.challenge_alpn_port", t.ChallengeALPNPort, "must be a port number or 0")
 	}
-	if t.Listen == c.Server.Listen {
+	if t.Listen == c.Server.Listen && !strings.HasSuffix(t.Listen, ":0") {
 		return bad("tls.listen", t.Listen, "is also server.listen; give the TLS listener its own address")
 	}
 	return nil
