@@ -1,0 +1,509 @@
+package backendfake
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// OpenAIFlavour selects which server's answers the OpenAI fake gives.
+type OpenAIFlavour string
+
+const (
+	// OpenAIStrict answers like api.openai.com: url unless b64_json is asked
+	// for, errors {"error":{"message","type","param","code"}}.
+	OpenAIStrict OpenAIFlavour = "openai"
+	// OpenAILocalAI answers like LocalAI: url (/generated-images/…) unless
+	// b64_json is asked for, id and usage fields, "positive|negative"
+	// prompts, the "step" field, errors {"error":{"code":500,"message","type":""}}.
+	OpenAILocalAI OpenAIFlavour = "localai"
+	// OpenAISDCpp answers like stable-diffusion.cpp's sd-server: always
+	// b64_json plus output_format, model and response_format ignored,
+	// parameters from <sd_cpp_extra_args> in the prompt, errors
+	// {"error":"…"} or {"error":"server_error","message":"…"}.
+	OpenAISDCpp OpenAIFlavour = "sdcpp"
+	// OpenAIVLLM answers like vllm-omni: b64_json only, the extension fields
+	// negative_prompt, num_inference_steps, guidance_scale and seed, FastAPI
+	// errors {"detail":…}.
+	OpenAIVLLM OpenAIFlavour = "vllm-omni"
+)
+
+// OpenAIFailure selects a failure the fake shows.
+type OpenAIFailure string
+
+const (
+	OpenAIOK         OpenAIFailure = ""
+	OpenAIOOM        OpenAIFailure = "oom"         // the flavour's out-of-memory answer
+	OpenAIHTTP500    OpenAIFailure = "http500"     // the flavour's generic 500
+	OpenAINotReady   OpenAIFailure = "not_ready"   // 503: the model is still loading
+	OpenAIGarbage    OpenAIFailure = "garbage"     // 200 with an HTML page
+	OpenAIBadBase64  OpenAIFailure = "bad_base64"  // 200 with b64_json that is not base64
+	OpenAIForeignURL OpenAIFailure = "foreign_url" // 200 with a url on another host
+	OpenAIHang       OpenAIFailure = "hang"        // never answers until the client goes
+	OpenAIDie        OpenAIFailure = "die"         // the process dies mid-job
+)
+
+// OpenAIConfig holds the fake's knobs. Change them while it runs with Set.
+type OpenAIConfig struct {
+	Flavour OpenAIFlavour // "" means OpenAIStrict
+	// StepDelay is the time per step of each image, so 8 steps at 250ms
+	// make 2 s per image.
+	StepDelay time.Duration
+	LoadDelay time.Duration // model load before the first job after start
+	// Models are the served model ids; nil means the flavour's usual one.
+	// sd-server always lists only "sd-cpp-local".
+	Models []string
+	APIKey string // when set, requests need "Authorization: Bearer APIKey"
+	Fail   OpenAIFailure
+	// NoModelsRoute makes GET /v1/models answer 404, as some servers do.
+	NoModelsRoute bool
+	// AlwaysURL answers with a url even when b64_json is asked for, like
+	// servers that ignore response_format.
+	AlwaysURL bool
+}
+
+// OpenAIRequest is one image request as the fake understood it.
+type OpenAIRequest struct {
+	Model, Prompt, NegativePrompt, Size, ResponseFormat string
+	N, Steps                                            int
+	Seed                                                int64
+	Guidance                                            float64
+	Authorization                                       string
+	Raw                                                 map[string]any
+}
+
+// OpenAI is a fake OpenAI-compatible image server on a loopback port.
+type OpenAI struct {
+	URL string
+
+	ln   net.Listener
+	srv  *http.Server
+	kill sync.Once
+	dead chan struct{}
+	gen  sync.Mutex // sd-server and LocalAI serialize generation
+
+	mu       sync.Mutex
+	cfg      OpenAIConfig
+	requests map[string]int
+	seen     []OpenAIRequest
+	files    map[string][]byte
+	loaded   bool
+	nextSeed int64
+}
+
+// StartOpenAI starts a fake on 127.0.0.1 with a free port.
+func StartOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("backendfake: listen: %w", err)
+	}
+	f := &OpenAI{URL: "http://" + ln.Addr().String(), ln: ln, dead: make(chan struct{}), cfg: cfg,
+		requests: map[string]int{}, files: map[string][]byte{}, nextSeed: 42}
+	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = f.srv.Serve(ln) }()
+	return f, nil
+}
+
+// NewOpenAI starts a fake for a test and closes it when the test ends.
+func NewOpenAI(tb testing.TB, cfg OpenAIConfig) *OpenAI {
+	tb.Helper()
+	f, err := StartOpenAI(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(f.Close)
+	return f
+}
+
+// Set changes knobs while the fake runs.
+func (f *OpenAI) Set(change func(*OpenAIConfig)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(&f.cfg)
+}
+
+// Kill makes the fake behave like a server process that died.
+func (f *OpenAI) Kill() {
+	f.kill.Do(func() {
+		close(f.dead)
+		// Close the listener too: if Serve has not started yet, srv.Close
+		// does not know it, and the port would keep accepting.
+		_ = f.ln.Close()
+		_ = f.srv.Close()
+	})
+}
+
+// Close kills the fake.
+func (f *OpenAI) Close() { f.Kill() }
+
+// Requests returns how many requests the fake saw per "METHOD /route".
+func (f *OpenAI) Requests() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]int, len(f.requests))
+	for k, v := range f.requests {
+		out[k] = v
+	}
+	return out
+}
+
+// Generations returns every image request the fake parsed.
+func (f *OpenAI) Generations() []OpenAIRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]OpenAIRequest(nil), f.seen...)
+}
+
+func (c OpenAIConfig) flavour() OpenAIFlavour {
+	if c.Flavour == "" {
+		return OpenAIStrict
+	}
+	return c.Flavour
+}
+
+func (c OpenAIConfig) models() []string {
+	switch {
+	case c.flavour() == OpenAISDCpp:
+		return []string{"sd-cpp-local"}
+	case len(c.Models) > 0:
+		return c.Models
+	case c.flavour() == OpenAIVLLM:
+		return []string{"Tongyi-MAI/Z-Image-Turbo"}
+	}
+	return []string{"z-image-turbo"}
+}
+
+func (f *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.requests[r.Method+" "+r.URL.Path]++
+	cfg := f.cfg
+	file, isFile := f.files[r.URL.Path]
+	f.mu.Unlock()
+
+	if cfg.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+cfg.APIKey {
+		f.fail(w, cfg, 401, "invalid_request_error", "invalid_api_key", "", "Incorrect API key provided. You can find your API key in your account settings.")
+		return
+	}
+	switch {
+	case r.URL.Path == "/v1/images/generations" && r.Method == http.MethodPost:
+		f.generate(w, r, cfg)
+	case r.URL.Path == "/v1/models" && r.Method == http.MethodGet && !cfg.NoModelsRoute:
+		var data []map[string]any
+		for _, m := range cfg.models() {
+			owner := "local"
+			if cfg.flavour() == OpenAIVLLM {
+				owner = "vllm"
+			}
+			data = append(data, map[string]any{"id": m, "object": "model", "owned_by": owner})
+		}
+		oaJSON(w, 200, map[string]any{"object": "list", "data": data})
+	case isFile && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(file)
+	default:
+		if cfg.flavour() == OpenAIVLLM {
+			oaJSON(w, 404, map[string]any{"detail": "Not Found"})
+			return
+		}
+		http.Error(w, "404 page not found", http.StatusNotFound)
+	}
+}
+
+// fail writes an error in the flavour's shape. typ and code are used by
+// the OpenAI and LocalAI shapes, param by OpenAI's only.
+func (f *OpenAI) fail(w http.ResponseWriter, cfg OpenAIConfig, status int, typ, code, param, msg string) {
+	switch cfg.flavour() {
+	case OpenAIStrict:
+		var p, c any
+		if param != "" {
+			p = param
+		}
+		if code != "" {
+			c = code
+		}
+		oaJSON(w, status, map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": p, "code": c}})
+	case OpenAILocalAI:
+		oaJSON(w, status, map[string]any{"error": map[string]any{"code": status, "message": msg, "type": ""}})
+	case OpenAISDCpp:
+		oaJSON(w, status, map[string]any{"error": msg})
+	case OpenAIVLLM:
+		oaJSON(w, status, map[string]any{"detail": msg})
+	}
+}
+
+var oaExtraArgs = regexp.MustCompile(`<sd_cpp_extra_args>(.*?)</sd_cpp_extra_args>`)
+
+// parse reads the request the way the flavour's server does.
+func (f *OpenAI) parse(body []byte, cfg OpenAIConfig) (OpenAIRequest, map[string]any, string) {
+	var raw map[string]any
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return OpenAIRequest{}, nil, "malformed JSON: " + err.Error()
+	}
+	str := func(k string) string { s, _ := raw[k].(string); return s }
+	num := func(k string) (float64, bool) { n, ok := raw[k].(float64); return n, ok }
+	req := OpenAIRequest{Model: str("model"), Prompt: str("prompt"), Size: str("size"), ResponseFormat: str("response_format"), N: 1, Seed: -1, Raw: raw}
+	if n, ok := num("n"); ok {
+		req.N = int(n)
+	}
+	switch cfg.flavour() {
+	case OpenAIStrict:
+		req.Steps = 8
+	case OpenAILocalAI:
+		req.Steps = 15
+		if s, ok := num("step"); ok {
+			req.Steps = int(s)
+		}
+		if s, ok := num("seed"); ok {
+			req.Seed = int64(s)
+		}
+		if i := strings.Index(req.Prompt, "|"); i >= 0 {
+			req.Prompt, req.NegativePrompt = req.Prompt[:i], req.Prompt[i+1:]
+		}
+	case OpenAIVLLM:
+		req.Steps = 50
+		req.NegativePrompt = str("negative_prompt")
+		if s, ok := num("num_inference_steps"); ok {
+			req.Steps = int(s)
+		}
+		if s, ok := num("seed"); ok {
+			req.Seed = int64(s)
+		}
+		if g, ok := num("guidance_scale"); ok {
+			req.Guidance = g
+		}
+	case OpenAISDCpp:
+		req.Steps = 20
+		if m := oaExtraArgs.FindStringSubmatch(req.Prompt); m != nil {
+			req.Prompt = oaExtraArgs.ReplaceAllString(req.Prompt, "")
+			var args struct {
+				NegativePrompt *string  `json:"negative_prompt"`
+				Seed           *int64   `json:"seed"`
+				Steps          *int     `json:"steps"`
+				CFGScale       *float64 `json:"cfg_scale"`
+			}
+			if json.Unmarshal([]byte(m[1]), &args) != nil {
+				return req, raw, "invalid sd_cpp_extra_args"
+			}
+			if args.NegativePrompt != nil {
+				req.NegativePrompt = *args.NegativePrompt
+			}
+			if args.Seed != nil {
+				req.Seed = *args.Seed
+			}
+			if args.Steps != nil {
+				req.Steps = *args.Steps
+			}
+			if args.CFGScale != nil {
+				req.Guidance = *args.CFGScale
+			}
+		}
+	}
+	return req, raw, ""
+}
+
+func (f *OpenAI) generate(w http.ResponseWriter, r *http.Request, cfg OpenAIConfig) {
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(r.Body)
+	req, _, perr := f.parse(body.Bytes(), cfg)
+	req.Authorization = r.Header.Get("Authorization")
+	fl := cfg.flavour()
+	if perr != "" {
+		if fl == OpenAISDCpp && strings.HasPrefix(perr, "malformed") {
+			oaJSON(w, 500, map[string]any{"error": "server_error", "message": "[json.exception.parse_error.101] " + perr})
+			return
+		}
+		f.fail(w, cfg, 400, "invalid_request_error", "", "", perr)
+		return
+	}
+	f.mu.Lock()
+	f.seen = append(f.seen, req)
+	f.mu.Unlock()
+
+	if req.Prompt == "" {
+		f.fail(w, cfg, 400, "invalid_request_error", "", "prompt", "prompt required")
+		return
+	}
+	width, height, ok := oaSize(req.Size)
+	if !ok || width < 16 || height < 16 {
+		switch fl {
+		case OpenAIVLLM:
+			f.fail(w, cfg, 400, "", "", "", fmt.Sprintf("Invalid size format: '%s'. Expected format: 'WIDTHxHEIGHT' (e.g., '1024x1024').", req.Size))
+		case OpenAISDCpp:
+			f.fail(w, cfg, 400, "", "", "", "invalid params")
+		default:
+			f.fail(w, cfg, 400, "invalid_request_error", "", "size", fmt.Sprintf("'%s' is not a supported size.", req.Size))
+		}
+		return
+	}
+	if fl == OpenAIVLLM && (req.Steps < 1 || req.Steps > 200) {
+		oaJSON(w, 422, map[string]any{"detail": []any{map[string]any{"loc": []any{"body", "num_inference_steps"},
+			"msg": "Input should be less than or equal to 200", "type": "less_than_equal"}}})
+		return
+	}
+	if fl == OpenAIVLLM && req.ResponseFormat != "" && req.ResponseFormat != "b64_json" {
+		f.fail(w, cfg, 400, "", "", "", "Only response_format 'b64_json' is supported.")
+		return
+	}
+	if fl != OpenAISDCpp && req.Model != "" && !a1111Has(cfg.models(), req.Model) {
+		switch fl {
+		case OpenAILocalAI:
+			// [inferred] LocalAI's loader error for a model with no config.
+			f.fail(w, cfg, 500, "", "", "", "could not load model - all backends returned error: model "+req.Model+" not found")
+		default:
+			f.fail(w, cfg, 404, "invalid_request_error", "model_not_found", "model", fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", req.Model))
+		}
+		return
+	}
+
+	// Generation is serialized on sd-server (sd_ctx_mutex) and LocalAI;
+	// serializing every flavour keeps the fake simple and the timing honest
+	// for one GPU.
+	f.gen.Lock()
+	defer f.gen.Unlock()
+	f.mu.Lock()
+	needLoad := !f.loaded
+	f.loaded = true
+	if req.Seed < 0 {
+		req.Seed = f.nextSeed
+		f.nextSeed += 1000
+	}
+	f.mu.Unlock()
+	if needLoad && !f.sleep(cfg.LoadDelay) {
+		return
+	}
+	switch cfg.Fail {
+	case OpenAINotReady:
+		if fl == OpenAIVLLM {
+			f.fail(w, cfg, 503, "", "", "", "Diffusion engine not initialized. Please wait for the model to load.")
+			return
+		}
+		f.fail(w, cfg, 503, "server_error", "", "", "model is loading, please retry")
+		return
+	case OpenAIHang:
+		select {
+		case <-r.Context().Done():
+		case <-f.dead:
+		}
+		return
+	case OpenAIDie:
+		f.sleep(cfg.StepDelay)
+		f.Kill()
+		return
+	}
+	n := max(req.N, 1)
+	for range n * max(req.Steps, 1) {
+		if !f.sleep(cfg.StepDelay) {
+			return
+		}
+	}
+	switch cfg.Fail {
+	case OpenAIOOM:
+		switch fl {
+		case OpenAISDCpp:
+			f.fail(w, cfg, 500, "", "", "", "generate_image returned no results")
+		case OpenAILocalAI:
+			f.fail(w, cfg, 500, "", "", "", "rpc error: code = Unknown desc = CUDA out of memory. Tried to allocate 2.00 GiB")
+		default:
+			f.fail(w, cfg, 500, "server_error", "", "", "CUDA out of memory. Tried to allocate 2.00 GiB")
+		}
+		return
+	case OpenAIHTTP500:
+		switch fl {
+		case OpenAISDCpp:
+			oaJSON(w, 500, map[string]any{"error": "server_error", "message": "vector::_M_range_check"})
+		case OpenAIVLLM:
+			http.Error(w, "Internal Server Error", 500) // FastAPI's answer to an unhandled exception
+		default:
+			f.fail(w, cfg, 500, "server_error", "", "", "The server had an error while processing your request.")
+		}
+		return
+	case OpenAIGarbage:
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
+		return
+	}
+
+	useURL := false
+	switch fl {
+	case OpenAIStrict, OpenAILocalAI:
+		useURL = req.ResponseFormat != "b64_json" || cfg.AlwaysURL
+	}
+	var data []map[string]any
+	for i := range n {
+		img := sdPNG(req.Seed+int64(i), width, height)
+		item := map[string]any{}
+		switch {
+		case cfg.Fail == OpenAIBadBase64:
+			item["b64_json"] = "%%%not-base64%%%"
+		case cfg.Fail == OpenAIForeignURL:
+			item["url"] = "http://203.0.113.7/generated-images/stolen.png"
+		case useURL:
+			f.mu.Lock()
+			name := fmt.Sprintf("/files/img-%d-%d.png", req.Seed, i)
+			if fl == OpenAILocalAI {
+				name = fmt.Sprintf("/generated-images/b64%d.png", len(f.files)+1000)
+			}
+			f.files[name] = img
+			f.mu.Unlock()
+			item["url"] = "http://" + r.Host + name // both build it from the request's Host
+		default:
+			item["b64_json"] = base64.StdEncoding.EncodeToString(img)
+		}
+		switch fl {
+		case OpenAIStrict:
+			item["revised_prompt"] = req.Prompt
+		case OpenAILocalAI:
+			item["index"] = i
+			item["embedding"] = nil
+		case OpenAIVLLM:
+			item["url"], item["revised_prompt"] = nil, nil
+		}
+		data = append(data, item)
+	}
+	out := map[string]any{"created": time.Now().Unix(), "data": data}
+	switch fl {
+	case OpenAILocalAI:
+		out["id"] = fmt.Sprintf("%08x-fake-4000-8000-%012x", sdSeedBits(req.Seed)>>32, sdSeedBits(req.Seed)&0xffffffffffff)
+		out["usage"] = map[string]any{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+	case OpenAISDCpp:
+		out["output_format"] = "png"
+	}
+	oaJSON(w, 200, out)
+}
+
+// oaSize parses "WxH" the way the servers do.
+func oaSize(s string) (int, int, bool) {
+	ws, hs, ok := strings.Cut(s, "x")
+	if !ok {
+		return 0, 0, false
+	}
+	wi, err1 := strconv.Atoi(ws)
+	hi, err2 := strconv.Atoi(hs)
+	return wi, hi, err1 == nil && err2 == nil
+}
+
+func (f *OpenAI) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-f.dead:
+		return false
+	}
+}
+
+func oaJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
