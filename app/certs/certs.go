@@ -42,6 +42,7 @@ type Manager struct {
 	opts   Options
 	log    *slog.Logger
 	magic  *certmagic.Config
+	cache  *certmagic.Cache
 	issuer *certmagic.ACMEIssuer
 	// files mode: the current pair and the files' modification times.
 	current         atomic.Pointer[tls.Certificate]
@@ -202,7 +203,7 @@ func (m *Manager) setupACME() error {
 		Logger:         logger,
 	})
 	magic.Issuers = []certmagic.Issuer{m.issuer}
-	m.magic = magic
+	m.magic, m.cache = magic, cache
 	return nil
 }
 
@@ -213,9 +214,16 @@ func (m *Manager) Start(ctx context.Context) error {
 		return nil
 	}
 	if err := m.magic.ManageSync(ctx, m.opts.Domains); err != nil {
-		return &app.Error{Code: app.EUNAVAILABLE, Message: fmt.Sprintf("could not get a certificate for %v from %s: check that the names point at this machine and ports 80/443 reach it (%v)", m.opts.Domains, m.issuer.CA, err), Err: err}
+		return &app.Error{Code: app.EUNAVAILABLE, Message: fmt.Sprintf("could not get a certificate for %v from %s: check that the names point at this machine and that the CA can reach tls.http_listen (HTTP-01) or tls.listen (TLS-ALPN-01) from outside (%v)", m.opts.Domains, m.issuer.CA, err), Err: err}
 	}
 	return nil
+}
+
+// Stop ends certificate maintenance (renewals) for auto mode.
+func (m *Manager) Stop() {
+	if m.cache != nil {
+		m.cache.Stop()
+	}
 }
 
 // TLSConfig returns the listener's configuration: TLS 1.3 only, h2 first.

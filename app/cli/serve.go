@@ -252,6 +252,7 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		if err != nil {
 			return err
 		}
+		defer mgr.Stop()
 		// The plain listener keeps serving health and metrics only: secure
 		// cookies and HSTS make no sense on it.
 		start("http", ls.plain, opsOnly(srv.Handler()), nil)
