@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,14 +307,28 @@ func TestComfyUICancel(t *testing.T) {
 func TestComfyUIInterruptedOnTheServer(t *testing.T) {
 	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyHang})
 	c := newComfyTest(t, fake, nil)
-	// Someone presses Cancel in ComfyUI's own page: a global interrupt.
+	// Someone presses Cancel in ComfyUI's own page: a global interrupt. It
+	// is repeated until the job ends, because the first one may reach the
+	// server before the prompt is marked running there (a global interrupt
+	// with nothing running does nothing, as in ComfyUI).
+	done := make(chan struct{})
+	defer close(done)
+	var once sync.Once
 	_, err := c.Generate(context.Background(), comfyRequest(128, 128, 1), func(Progress) {
-		go func() {
-			resp, err := http.Post(fake.URL+"/interrupt", "application/json", nil)
-			if err == nil {
-				resp.Body.Close()
-			}
-		}()
+		once.Do(func() {
+			go func() {
+				for i := 0; i < 100; i++ {
+					select {
+					case <-done:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					if resp, err := http.Post(fake.URL+"/interrupt", "application/json", nil); err == nil {
+						resp.Body.Close()
+					}
+				}
+			}()
+		})
 	})
 	if Reason(err) != ReasonCanceled || !strings.Contains(err.Error(), "interrupted on ComfyUI") {
 		t.Fatalf("err = %v, want canceled by an interrupt on the server", err)
