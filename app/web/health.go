@@ -28,5 +28,5 @@ func (s *Server) handleReadyz(c echo.Context) error {
 }
 
 func (s *Server) handleHome(c echo.Context) error {
-	return s.render(c, http.StatusOK, "home", map[string]string{"Version": s.opts.Version})
+	return s.render(c, http.StatusOK, "home", s.newPage(c, "home", map[string]string{"ImagesRetention": s.opts.ImagesRetention}))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"zimage/app"
 	"zimage/ui"
 )
 
@@ -108,6 +110,52 @@ func (s *Server) render(c echo.Context, status int, page string, data any) error
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
+// page is what every HTML template gets: the layout's needs (who is signed
+// in, the CSRF token for forms, which nav item is current) plus the page's
+// own Data, and for forms the values typed and the message per field, so a
+// refused form comes back with nothing lost.
+type page struct {
+	User         *app.User
+	CSRF         string
+	Nav          string
+	Flash        string
+	Version      string
+	PolicyNotice *policyNotice
+	Form         map[string]string
+	Errors       map[string]string
+	FormError    string
+	Data         any
+}
+
+type policyNotice struct {
+	Date    string
+	Summary string
+}
+
+// newPage fills the layout's fields for the request.
+func (s *Server) newPage(c echo.Context, nav string, data any) page {
+	p := page{Nav: nav, Version: s.opts.Version, Data: data, Form: map[string]string{}, Errors: map[string]string{}}
+	if s.pageHook != nil {
+		s.pageHook(c, &p)
+	}
+	return p
+}
+
+// formFailed puts a refused form's values and the error's per-field
+// messages into p.
+func (p *page) formFailed(values map[string]string, err error) {
+	p.Form = values
+	var ae *app.Error
+	if errors.As(err, &ae) {
+		p.FormError = app.ErrorMessage(err)
+		for k, v := range ae.Fields {
+			p.Errors[k] = v
+		}
+		return
+	}
+	p.FormError = app.ErrorMessage(err)
+}
+
 type errorPage struct {
 	Status    int
 	Title     string
@@ -122,8 +170,12 @@ func (s *Server) renderError(c echo.Context, status int, d errorDetail) error {
 		title = "Page not found"
 	case http.StatusForbidden:
 		title = "Not allowed"
+	case http.StatusUnauthorized:
+		title = "Please sign in"
+	case http.StatusTooManyRequests:
+		title = "Slow down"
 	case http.StatusInternalServerError:
 		title = "Something went wrong"
 	}
-	return s.render(c, status, "error", errorPage{Status: status, Title: title, Message: d.Message, RequestID: d.RequestID})
+	return s.render(c, status, "error", s.newPage(c, "", errorPage{Status: status, Title: title, Message: d.Message, RequestID: d.RequestID}))
 }

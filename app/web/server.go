@@ -26,6 +26,8 @@ type Options struct {
 	// HSTSMaxAge > 0 sends Strict-Transport-Security on TLS requests.
 	HSTSMaxAge     time.Duration
 	TrustedProxies []string
+	// ImagesRetention is shown to people ("deleted after 90 days").
+	ImagesRetention string
 }
 
 // Server holds the dependencies every handler may use.
@@ -37,6 +39,9 @@ type Server struct {
 	metrics *metrics
 	assets  *assets
 	pages   map[string]*template.Template
+	// pageHook fills the signed-in parts of a page (user, CSRF token,
+	// policy notice); the auth middleware's owner sets it.
+	pageHook func(echo.Context, *page)
 }
 
 // New builds the server and its routes. It fails if a template or static
