@@ -39,7 +39,10 @@ func dsn(path string, readOnly bool) string {
 	q := url.Values{}
 	// busy_timeout first: modernc applies pragmas in order and the others
 	// may need to wait for a lock.
-	pragmas := []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "cache_size(-16384)"}
+	pragmas := []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "cache_size(-16384)",
+		// Freed pages are zeroed, so purged personal data leaves no
+		// plaintext behind in the file.
+		"secure_delete(1)"}
 	if readOnly {
 		pragmas = append(pragmas, "query_only(1)")
 	}

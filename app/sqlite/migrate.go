@@ -13,6 +13,8 @@ import (
 // number applied, kept in PRAGMA user_version.
 var migrations = []func(*sql.Tx) error{
 	migrate1Settings,
+	migrateGenerations,
+	migrateImages,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -1,0 +1,258 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"zimage/app"
+)
+
+// Variants of one image on disk.
+const (
+	variantOrig  = "orig"  // the bytes the backend returned
+	variantWebP  = "webp"  // full-size WebP copy
+	variantThumb = "thumb" // WebP, longest side ThumbSide
+)
+
+var variants = []string{variantOrig, variantWebP, variantThumb}
+
+const tmpMarker = ".tmp-"
+
+// validName keeps ids usable as path elements: no separators, no dot
+// names, nothing a shell or another OS would trip on.
+func validName(s string) bool {
+	if s == "" || len(s) > 128 || s[0] == '.' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) userDir(userID string) string { return filepath.Join(s.root, userID) }
+
+func (s *Store) path(userID, imageID, variant string) string {
+	return filepath.Join(s.root, userID, imageID+"."+variant)
+}
+
+func fileAAD(imageID, variant string) []byte { return []byte("media/" + imageID + "/" + variant) }
+
+// ensureDir creates dir (mode 0700) and makes its entry durable in the
+// parent, so a file renamed into it survives a power cut with its folder.
+func ensureDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+// writeSealed seals data for userID into the variant file of imageID. The
+// file appears under its final name only complete: it is written to a
+// unique temporary name (O_EXCL, so two writers never share one), synced,
+// then renamed. The caller syncs the folder once for all files it wrote.
+func (s *Store) writeSealed(userID, imageID, variant string, data []byte) error {
+	dir := s.userDir(userID)
+	if err := ensureDir(dir); err != nil {
+		return fmt.Errorf("media: create folder for %s: %w", userID, err)
+	}
+	final := s.path(userID, imageID, variant)
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	tmp := final + tmpMarker + hex.EncodeToString(suffix[:])
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("media: write %s: %w", variant, err)
+	}
+	err = func() error {
+		w, err := s.sealer.SealWriter(userID, fileAAD(imageID, variant), f)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		return f.Sync()
+	}()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("media: write %s of image %s: %w", variant, imageID, err)
+	}
+	return nil
+}
+
+// readSealed returns the plaintext of a variant file, authenticated to the
+// end before any of it is used: a damaged file must give a clean error,
+// not half a picture after the HTTP headers went out.
+func (s *Store) readSealed(userID, imageID, variant string, sizeHint int64) ([]byte, error) {
+	f, err := os.Open(s.path(userID, imageID, variant))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := s.sealer.OpenReader(userID, fileAAD(imageID, variant), f)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if sizeHint > 0 && sizeHint < 1<<30 {
+		buf.Grow(int(sizeHint) + 1)
+	}
+	if _, err := io.Copy(&buf, r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// removeVariants deletes every file of imageID; missing ones are fine, so
+// a delete interrupted by a crash can simply run again.
+func (s *Store) removeVariants(userID, imageID string) error {
+	var errs []error
+	for _, v := range variants {
+		if err := os.Remove(s.path(userID, imageID, v)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("media: delete files of image %s: %w", imageID, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("media: sync folder: %w", err)
+	}
+	return nil
+}
+
+// Sweep removes what a crash can leave behind in the media folder:
+// temporary files of interrupted writes, and files whose image row was
+// never inserted (a crash between rename and insert) or whose row is gone
+// (a crash in the middle of a delete of a whole account). Only files older
+// than the sweep grace are touched, so writes in flight in this or another
+// process (e.g. `zimage retention run` beside the server) are left alone.
+// It reads every user folder and every user's image ids: New runs it once,
+// and the images retention job may call it on its schedule.
+func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
+	cutoff := time.Now().Add(-s.sweepGrace)
+	users, err := os.ReadDir(s.root)
+	if err != nil {
+		return 0, fmt.Errorf("media: sweep: %w", err)
+	}
+	for _, u := range users {
+		if ctx.Err() != nil {
+			return removed, ctx.Err()
+		}
+		if !u.IsDir() || !validName(u.Name()) {
+			continue
+		}
+		n, err := s.sweepUser(ctx, u.Name(), cutoff)
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+func (s *Store) sweepUser(ctx context.Context, userID string, cutoff time.Time) (int, error) {
+	dir := s.userDir(userID)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("media: sweep %s: %w", userID, err)
+	}
+	var known map[string]bool // loaded only when a final file needs checking
+	removed := 0
+	for _, e := range entries {
+		name := e.Name()
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if !strings.Contains(name, tmpMarker) {
+			id, variant, ok := strings.Cut(name, ".")
+			if !ok || !isVariant(variant) {
+				continue
+			}
+			if known == nil {
+				ids, err := s.db.ImageIDsForUser(ctx, userID)
+				if err != nil {
+					return removed, err
+				}
+				known = make(map[string]bool, len(ids))
+				for _, id := range ids {
+					known[id] = true
+				}
+			}
+			if known[id] {
+				continue
+			}
+			// Taken under the image's lock and checked again: the row may
+			// have been inserted since the ids were read.
+			unlock := s.lock(id)
+			_, err := s.db.Image(ctx, userID, id)
+			if app.ErrorCode(err) != app.ENOTFOUND {
+				unlock()
+				if err != nil {
+					return removed, err
+				}
+				continue
+			}
+			err = os.Remove(filepath.Join(dir, name))
+			unlock()
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return removed, fmt.Errorf("media: sweep: %w", err)
+			}
+			s.log.Warn("media: removed a file with no image row (left by a crash or an interrupted delete)", "user_id", userID, "file", name)
+			removed++
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("media: sweep: %w", err)
+		}
+		s.log.Info("media: removed an unfinished temporary file (left by a crash)", "user_id", userID, "file", name)
+		removed++
+	}
+	return removed, nil
+}
+
+func isVariant(v string) bool {
+	for _, x := range variants {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

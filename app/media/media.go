@@ -1,0 +1,632 @@
+// Package media keeps the image files of Z Image: the original each backend
+// returned, a WebP copy and a thumbnail, each sealed with its owner's key
+// and written atomically under <dataDir>/media/<userID>/<imageID>.<variant>;
+// and the images rows that describe them.
+//
+// The original is stored as returned, at once, so a person sees their
+// picture without waiting for any re-encoding; WebP and thumbnail are made
+// afterwards by a small worker pool (WebP encoding a 1024² picture takes
+// about 100 ms of CPU). The database is the durable record of what is
+// still to do, so a crash or a full queue only delays derivatives.
+//
+// Crash safety rests on one order, used everywhere: files before rows when
+// creating, files before rows when deleting. A crash then leaves either a
+// file without a row (which Sweep removes) or a row whose files are partly
+// gone (which a repeated delete, or the retention job, finishes) — never
+// a file that nothing can find.
+package media
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zimage/app"
+	"zimage/app/backend"
+	"zimage/app/sqlite"
+	"zimage/app/vault"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Sealer is what the store needs of the vault; *vault.Vault implements it.
+type Sealer interface {
+	Seal(userID string, aad, plaintext []byte) ([]byte, error)
+	Open(userID string, aad, sealed []byte) ([]byte, error)
+	SealWriter(userID string, aad []byte, w io.Writer) (io.WriteCloser, error)
+	OpenReader(userID string, aad []byte, r io.Reader) (io.Reader, error)
+}
+
+var _ Sealer = (*vault.Vault)(nil)
+
+// Options configure a Store. Zero values take the defaults noted.
+type Options struct {
+	// ImagesRetention is how long an image is kept after its creation
+	// (default 90 days).
+	ImagesRetention time.Duration
+	Logger          *slog.Logger
+	// Workers is how many derivative encoders run at once (default 1:
+	// encoding is CPU-bound and the machine is shared with the web server,
+	// and often with the model server).
+	Workers int
+	// QueueSize bounds the derivative queue in memory (default 256); work
+	// that does not fit is found again in the database when the queue
+	// empties.
+	QueueSize int
+	// SweepGrace is how old a leftover file must be before Sweep removes
+	// it (default 10 minutes), so writes in flight are never taken for
+	// crash leftovers.
+	SweepGrace time.Duration
+	// SearchScanLimit bounds how many rows one List call with a query
+	// reads (default 5000); see List.
+	SearchScanLimit int
+}
+
+// SaveOptions are the owner's preferences that shape a saved file.
+type SaveOptions struct {
+	// EmbedParameters writes the prompt and parameters into the original
+	// PNG as an AUTOMATIC1111-style "parameters" text chunk, so other tools
+	// can read them back. It is off unless the person turns it on: the
+	// downloaded file is what people share, and a shared picture should not
+	// carry their prompt (which can be personal) without their choice. The
+	// gallery shows the parameters either way. JPEG and WebP originals are
+	// stored without it.
+	EmbedParameters bool
+}
+
+// GenerationInfo is what Save needs to know of the generation that made a
+// result. The queue fills it from its own record, so media does not depend
+// on the queue.
+type GenerationInfo struct {
+	ID             string // generation id; images are unique per (ID, index)
+	UserID         string
+	Prompt         string
+	NegativePrompt string
+	Steps          int
+	Guidance       float64
+	Backend        string // name of the backend that ran it
+	Model          string // model asked for; Result.Model wins when set
+	// Seed is the first seed; an image the backend returned without its own
+	// seed (0) is recorded as Seed+index.
+	Seed int64
+	// Count is how many images were asked for; a result with a different
+	// number is saved as it is, and logged.
+	Count int
+	// QueuedAt is when the generation was asked for. StartedAt and
+	// FinishedAt come from Result.Submitted and Result.Finished.
+	QueuedAt time.Time
+}
+
+// Store keeps image files and rows. It is safe for concurrent use.
+type Store struct {
+	root       string
+	db         *sqlite.DB
+	sealer     Sealer
+	retention  time.Duration
+	log        *slog.Logger
+	workers    int
+	sweepGrace time.Duration
+	scanLimit  int
+
+	// locks serialise work on one image (derivative writes, deletes):
+	// striped, so memory stays fixed however many images exist.
+	locks [64]sync.Mutex
+
+	jobs      chan sqlite.ImageKey
+	rescan    atomic.Bool   // the database may hold work the queue lost
+	wake      chan struct{} // nudges an idle worker to look at rescan
+	quit      chan struct{}
+	startOnce sync.Once
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
+}
+
+// DefaultImagesRetention is the images retention window when none is
+// configured.
+const DefaultImagesRetention = 90 * 24 * time.Hour
+
+// New opens the media folder in dataDir (creating it mode 0700) and sweeps
+// what a crash left there (see Sweep). Call Start to run the derivative
+// workers.
+func New(dataDir string, db *sqlite.DB, sealer Sealer, o Options) (*Store, error) {
+	if dataDir == "" || db == nil || sealer == nil {
+		return nil, errors.New("media: New needs a data directory, a database and a sealer")
+	}
+	s := &Store{
+		root:       filepath.Join(dataDir, "media"),
+		db:         db,
+		sealer:     sealer,
+		retention:  orDefault(o.ImagesRetention, DefaultImagesRetention),
+		log:        o.Logger,
+		workers:    orDefault(o.Workers, 1),
+		sweepGrace: orDefault(o.SweepGrace, 10*time.Minute),
+		scanLimit:  orDefault(o.SearchScanLimit, 5000),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+	}
+	s.jobs = make(chan sqlite.ImageKey, orDefault(o.QueueSize, 256))
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(s.root, 0o700); err != nil {
+		return nil, app.Wrap(err, "Could not create the media folder %s: check that the account running Z Image may write there.", s.root)
+	}
+	if n, err := s.Sweep(context.Background()); err != nil {
+		return nil, app.Wrap(err, "Could not clean up the media folder %s: check its permissions.", s.root)
+	} else if n > 0 {
+		s.log.Info("media: swept leftovers of an earlier crash", "files", n)
+	}
+	return s, nil
+}
+
+// orDefault returns v, or def when v is zero or negative.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func (s *Store) stripe(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(len(s.locks)))
+}
+
+func (s *Store) lock(id string) (unlock func()) {
+	m := &s.locks[s.stripe(id)]
+	m.Lock()
+	return m.Unlock
+}
+
+// lockAll takes the stripes of all ids in one order, so two batches can
+// never deadlock.
+func (s *Store) lockAll(keys []sqlite.ImageKey) (unlock func()) {
+	var stripes []int
+	for _, k := range keys {
+		stripes = append(stripes, s.stripe(k.ID))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}
+}
+
+func promptAAD(id string) []byte   { return []byte("images/" + id + "/prompt") }
+func negativeAAD(id string) []byte { return []byte("images/" + id + "/negative_prompt") }
+
+// Save stores every image of res for g's owner and returns their ids in
+// order. Each original is sealed and renamed into place first; then all
+// rows are inserted in one transaction, with expires_at = now + the images
+// retention window; then WebP and thumbnail work is queued. A result the
+// store cannot read is refused with a *backend.Error of reason
+// bad_response; a second Save for the same generation with ECONFLICT.
+func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, opts SaveOptions) ([]string, error) {
+	switch {
+	case !validName(g.UserID):
+		return nil, app.Errorf(app.EINVALID, "media: cannot save images without a valid owner id (got %q).", g.UserID)
+	case g.ID == "":
+		return nil, app.Errorf(app.EINVALID, "media: cannot save images without their generation id.")
+	case len(res.Images) == 0:
+		return nil, app.Errorf(app.EINVALID, "media: the result of generation %s holds no images to save.", g.ID)
+	}
+	if g.Count > 0 && g.Count != len(res.Images) {
+		s.log.Warn("media: backend returned a different number of images than asked for", "generation_id", g.ID, "asked", g.Count, "got", len(res.Images))
+	}
+	model := res.Model
+	if model == "" {
+		model = g.Model
+	}
+	now := s.db.Now()
+	rows := make([]sqlite.ImageRow, 0, len(res.Images))
+	ids := make([]string, 0, len(res.Images))
+	cleanup := func() {
+		for _, id := range ids {
+			s.removeVariants(g.UserID, id)
+		}
+	}
+	for i, img := range res.Images {
+		w, h, ct, err := sniff(img.Data)
+		if err != nil {
+			cleanup()
+			return nil, &backend.Error{Backend: g.Backend, Reason: backend.ReasonBadResponse,
+				Message: fmt.Sprintf("returned image %d of %d in a form Z Image cannot store: try again, or check the model server's output format (PNG, JPEG or WebP).", i+1, len(res.Images)), Err: err}
+		}
+		seed := img.Seed
+		if seed == 0 {
+			seed = g.Seed + int64(i)
+		}
+		data, embedded := img.Data, false
+		if opts.EmbedParameters && ct == "image/png" {
+			if data, err = withPNGText(img.Data, "parameters", parametersText(g, seed, w, h, model)); err != nil {
+				cleanup()
+				return nil, &backend.Error{Backend: g.Backend, Reason: backend.ReasonBadResponse,
+					Message: fmt.Sprintf("returned image %d of %d as a PNG that cannot carry parameters: try again, or turn off \"embed parameters\" in your settings.", i+1, len(res.Images)), Err: err}
+			}
+			embedded = true
+		}
+		id := ulid.Make().String()
+		sp, err := s.sealer.Seal(g.UserID, promptAAD(id), []byte(g.Prompt))
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("media: seal prompt: %w", err)
+		}
+		sn, err := s.sealer.Seal(g.UserID, negativeAAD(id), []byte(g.NegativePrompt))
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("media: seal negative prompt: %w", err)
+		}
+		ids = append(ids, id)
+		if err := s.writeSealed(g.UserID, id, variantOrig, data); err != nil {
+			cleanup()
+			return nil, app.Wrap(err, "Could not store the new image: check free space and permissions of the data folder.")
+		}
+		rows = append(rows, sqlite.ImageRow{
+			Image: app.Image{
+				ID: id, UserID: g.UserID, GenerationID: g.ID, Index: i, Width: w, Height: h, Seed: seed,
+				ContentType: ct, Bytes: int64(len(data)), ParametersEmbedded: embedded,
+				CreatedAt: now, ExpiresAt: now.Add(s.retention),
+				Steps: g.Steps, Guidance: g.Guidance, Backend: g.Backend, Model: model,
+				QueuedAt: g.QueuedAt, StartedAt: res.Submitted, FinishedAt: res.Finished,
+			},
+			SealedPrompt: sp, SealedNegativePrompt: sn,
+		})
+	}
+	// One folder sync makes all the renames durable before any row says
+	// the files exist.
+	if err := syncDir(s.userDir(g.UserID)); err != nil {
+		cleanup()
+		return nil, app.Wrap(err, "Could not store the new image: the data folder could not be synced to disk.")
+	}
+	if err := s.db.InsertImages(ctx, rows); err != nil {
+		cleanup()
+		return nil, err
+	}
+	for _, id := range ids {
+		s.enqueue(sqlite.ImageKey{ID: id, UserID: g.UserID})
+	}
+	return ids, nil
+}
+
+// toImage opens the sealed prompts of r.
+func (s *Store) toImage(r sqlite.ImageRow) (app.Image, error) {
+	img := r.Image
+	p, err := s.sealer.Open(r.UserID, promptAAD(r.ID), r.SealedPrompt)
+	if err != nil {
+		return img, err
+	}
+	n, err := s.sealer.Open(r.UserID, negativeAAD(r.ID), r.SealedNegativePrompt)
+	if err != nil {
+		return img, err
+	}
+	img.Prompt, img.NegativePrompt = string(p), string(n)
+	return img, nil
+}
+
+// sealedError turns a failure to open sealed data into what the caller
+// may show: a destroyed key stays "not found"; anything else (damaged,
+// altered or missing data) is logged and becomes EINTERNAL.
+func (s *Store) sealedError(userID, imageID, what string, err error) error {
+	var ae *app.Error
+	if errors.As(err, &ae) && ae.Code != app.EINTERNAL {
+		return err
+	}
+	reason := "could not be read"
+	if vault.IsTampered(err) {
+		reason = "is damaged or was altered"
+	} else if errors.Is(err, os.ErrNotExist) {
+		reason = "is missing"
+	}
+	s.log.Error("media: stored data "+reason, "user_id", userID, "image_id", imageID, "what", what, "err", err)
+	return &app.Error{Code: app.EINTERNAL, Message: fmt.Sprintf("The stored %s of image %s %s, so it cannot be shown. Restore the media folder from a backup, or delete the image.", what, imageID, reason), Err: err}
+}
+
+// Get returns userID's image id with its prompts; another user's image is
+// ENOTFOUND.
+func (s *Store) Get(ctx context.Context, userID, id string) (app.Image, error) {
+	r, err := s.db.Image(ctx, userID, id)
+	if err != nil {
+		return app.Image{}, err
+	}
+	img, err := s.toImage(r)
+	if err != nil {
+		return app.Image{}, s.sealedError(userID, id, "prompt", err)
+	}
+	return img, nil
+}
+
+// Cursors are opaque to clients: base64 of "<created_at ms>.<id>".
+func encodeCursor(r sqlite.ImageRow) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(r.CreatedAt.UnixMilli(), 10) + "." + r.ID))
+}
+
+func decodeCursor(c string) (*sqlite.ImageCursor, error) {
+	if c == "" {
+		return nil, nil
+	}
+	bad := &app.Error{Code: app.EINVALID, Message: "The cursor is not one Z Image gave out: start again from the first page, without a cursor.", Fields: map[string]string{"cursor": "not a valid cursor"}}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return nil, bad
+	}
+	ms, id, ok := strings.Cut(string(raw), ".")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || !validName(id) {
+		return nil, bad
+	}
+	return &sqlite.ImageCursor{CreatedAt: time.UnixMilli(n), ID: id}, nil
+}
+
+// Page sizes of List.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 100
+	searchBatch      = 200
+)
+
+// List returns a page of userID's images, newest first, after cursor ("" for
+// the first page), and the cursor of the next page ("" when there is none).
+// limit is clamped to 1…MaxListLimit (0 means DefaultListLimit).
+//
+// query, when not blank, keeps only images whose prompt contains it,
+// ignoring case. Prompts are sealed, so SQL cannot search them: rows are
+// read newest first in batches and each prompt is opened and compared in
+// memory. That costs about a microsecond a row for the opening plus the
+// row reads, so one call scans at most SearchScanLimit rows; when it stops
+// there short of a full page, it returns what it found and a cursor to
+// continue from. A search page may therefore be short, or even empty,
+// with a next cursor: clients keep going while next is not "".
+func (s *Store) List(ctx context.Context, userID, cursor string, limit int, query string) ([]app.Image, string, error) {
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	limit = min(limit, MaxListLimit)
+	query = strings.ToLower(strings.TrimSpace(query))
+
+	if query == "" {
+		// One extra row says whether a next page exists, so the last page
+		// never comes with a cursor to an empty one.
+		rows, err := s.db.ImagesPage(ctx, userID, after, limit+1)
+		if err != nil {
+			return nil, "", err
+		}
+		next := ""
+		if len(rows) > limit {
+			rows = rows[:limit]
+			next = encodeCursor(rows[limit-1])
+		}
+		out := make([]app.Image, 0, len(rows))
+		for _, r := range rows {
+			out = append(out, s.listImage(r))
+		}
+		return out, next, nil
+	}
+
+	out := make([]app.Image, 0, limit)
+	scanned := 0
+	for {
+		rows, err := s.db.ImagesPage(ctx, userID, after, searchBatch)
+		if err != nil {
+			return nil, "", err
+		}
+		for i, r := range rows {
+			scanned++
+			img := s.listImage(r)
+			if strings.Contains(strings.ToLower(img.Prompt), query) {
+				out = append(out, img)
+			}
+			if len(out) == limit || scanned >= s.scanLimit {
+				if i == len(rows)-1 && len(rows) < searchBatch {
+					return out, "", nil
+				}
+				return out, encodeCursor(r), nil
+			}
+		}
+		if len(rows) < searchBatch {
+			return out, "", nil
+		}
+		last := rows[len(rows)-1]
+		after = &sqlite.ImageCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+}
+
+// listImage opens r's prompts for a gallery page. One damaged row must
+// not take the whole gallery down: it is logged and shown without its
+// prompt.
+func (s *Store) listImage(r sqlite.ImageRow) app.Image {
+	img, err := s.toImage(r)
+	if err != nil {
+		s.sealedError(r.UserID, r.ID, "prompt", err)
+	}
+	return img
+}
+
+// File formats and sizes Open serves.
+const (
+	FormatPNG  = "png"  // the original as the backend returned it (PNG usually; ContentType says)
+	FormatWebP = "webp" // the WebP copy
+	SizeFull   = "full"
+	SizeThumb  = "thumb" // always WebP
+)
+
+// Open returns the plaintext of one file of userID's image: format png is
+// the original (its content type is returned, as a backend may have sent
+// JPEG), webp the WebP copy; size thumb the WebP thumbnail. "" picks png
+// for full and webp for thumb. The file is read and authenticated whole
+// before Open returns, so a damaged file is a clean EINTERNAL error
+// rather than a cut-off download.
+//
+// A full WebP not made yet is EUNAVAILABLE; a missing thumbnail is made on
+// the spot (a few tens of ms) and kept.
+func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) (io.ReadCloser, string, int64, error) {
+	switch size {
+	case "", SizeFull:
+		size = SizeFull
+		if format == "" {
+			format = FormatPNG
+		}
+	case SizeThumb:
+		switch format {
+		case "", FormatWebP:
+			format = FormatWebP
+		default:
+			return nil, "", 0, &app.Error{Code: app.EINVALID, Message: "Thumbnails are WebP only: ask for format=webp&size=thumb, or size=full for a PNG.", Fields: map[string]string{"format": "thumbnails are webp only"}}
+		}
+	default:
+		return nil, "", 0, &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("Unknown size %q: use full or thumb.", size), Fields: map[string]string{"size": "must be full or thumb"}}
+	}
+	if format != FormatPNG && format != FormatWebP {
+		return nil, "", 0, &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("Unknown format %q: use png or webp.", format), Fields: map[string]string{"format": "must be png or webp"}}
+	}
+	r, err := s.db.Image(ctx, userID, imageID)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	variant, ct, hint := variantOrig, r.ContentType, r.Bytes
+	switch {
+	case size == SizeThumb:
+		variant, ct, hint = variantThumb, "image/webp", r.ThumbBytes
+		if !r.HasThumb {
+			thumb, err := s.makeDerivatives(ctx, userID, imageID, false)
+			if err != nil {
+				return nil, "", 0, err
+			}
+			if thumb != nil {
+				return io.NopCloser(bytes.NewReader(thumb)), ct, int64(len(thumb)), nil
+			}
+		}
+	case format == FormatWebP:
+		if !r.HasWebP {
+			return nil, "", 0, app.Errorf(app.EUNAVAILABLE, "The WebP copy of image %s is still being converted: try again in a moment, or ask for format=png.", imageID)
+		}
+		variant, ct, hint = variantWebP, "image/webp", r.WebPBytes
+	}
+	data, err := s.readSealed(userID, imageID, variant, hint)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// Deleted between the row read and the file read.
+			if _, gerr := s.db.Image(ctx, userID, imageID); app.ErrorCode(gerr) == app.ENOTFOUND {
+				return nil, "", 0, gerr
+			}
+		}
+		return nil, "", 0, s.sealedError(userID, imageID, variant+" file", err)
+	}
+	return io.NopCloser(bytes.NewReader(data)), ct, int64(len(data)), nil
+}
+
+// Delete removes userID's image: its files first, then its row, so a crash
+// in between leaves a row that a repeated delete or the retention job
+// still finds.
+func (s *Store) Delete(ctx context.Context, userID, id string) error {
+	defer s.lock(id)()
+	if _, err := s.db.Image(ctx, userID, id); err != nil {
+		return err
+	}
+	if err := s.removeVariants(userID, id); err != nil {
+		return app.Wrap(err, "Could not delete the files of image %s: check the permissions of the media folder.", id)
+	}
+	if err := syncDir(s.userDir(userID)); err != nil {
+		return app.Wrap(err, "Could not delete image %s completely.", id)
+	}
+	return s.db.DeleteImage(ctx, userID, id)
+}
+
+// SetFavourite marks or unmarks userID's image id as a favourite.
+func (s *Store) SetFavourite(ctx context.Context, userID, id string, favourite bool) error {
+	return s.db.SetImageFavourite(ctx, userID, id, favourite)
+}
+
+// DefaultDeleteBatch is the batch size of DeleteExpired when none is given.
+const DefaultDeleteBatch = 100
+
+// DeleteExpired removes every image whose expires_at is at or before now,
+// batch images at a time: files first, then the batch's rows in one short
+// transaction, so the writer is never held for long. ctx is checked
+// between batches. It returns how many images it removed.
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time, batch int) (int, error) {
+	batch = orDefault(batch, DefaultDeleteBatch)
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		keys, err := s.db.ExpiredImages(ctx, now, batch)
+		if err != nil || len(keys) == 0 {
+			return total, err
+		}
+		n, err := s.deleteBatch(ctx, keys)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if len(keys) < batch {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) deleteBatch(ctx context.Context, keys []sqlite.ImageKey) (int, error) {
+	defer s.lockAll(keys)()
+	dirs := map[string]bool{}
+	for _, k := range keys {
+		if err := s.removeVariants(k.UserID, k.ID); err != nil {
+			return 0, err
+		}
+		dirs[k.UserID] = true
+	}
+	for u := range dirs {
+		if err := syncDir(s.userDir(u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
+	}
+	return s.db.DeleteImages(ctx, keys)
+}
+
+// DeleteAllForUser removes every image of userID, for the account purge:
+// the user's folder first, then the rows in batches. It returns how many
+// rows it removed and can be run again after an interruption.
+func (s *Store) DeleteAllForUser(ctx context.Context, userID string) (int, error) {
+	if !validName(userID) {
+		return 0, app.Errorf(app.EINVALID, "media: %q is not a valid user id.", userID)
+	}
+	if err := os.RemoveAll(s.userDir(userID)); err != nil {
+		return 0, app.Wrap(err, "Could not delete the media folder of user %s: check its permissions, then run the purge again.", userID)
+	}
+	if err := syncDir(s.root); err != nil {
+		return 0, err
+	}
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := s.db.DeleteImagesForUser(ctx, userID, 500)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}

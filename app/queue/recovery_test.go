@@ -1,0 +1,236 @@
+package queue_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"zimage/app"
+	"zimage/app/backend"
+	"zimage/app/queue"
+	"zimage/app/sqlite"
+	"zimage/app/vault"
+)
+
+func TestRecoveryAfterRestart(t *testing.T) {
+	tests := []struct {
+		name       string
+		startsDone int // how many times the job had started before the "crash"
+		wantEvent  string
+		wantStatus string
+		wantReason string
+	}{
+		{"first attempt is re-queued", 1, queue.EventSucceeded, app.GenerationSucceeded, ""},
+		{"second attempt fails as interrupted", 2, queue.EventFailed, app.GenerationFailed, queue.ReasonInterrupted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cpu := builtin(t, "cpu", 0)
+			e := newEnv(t, []backend.Backend{cpu}, nil, queue.Options{}, false)
+			g, _ := e.submit(t, "alice", params("interrupted"))
+			ctx := context.Background()
+			for i := range tt.startsDone {
+				if i > 0 {
+					if _, err := e.db.RequeueGeneration(ctx, g.ID, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := e.db.StartGeneration(ctx, g.ID, "cpu"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The process "dies": the row stays running in the file.
+			if err := e.db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			e.openDB(t)
+			e.q = queue.New(e.db, e.pool, e.vault, e.sink, queue.Options{})
+			events, stop := e.q.Subscribe("alice")
+			defer stop()
+			e.start(t)
+			seen := waitEvent(t, events, final(g.ID))
+			if last := seen[len(seen)-1]; last.Type != tt.wantEvent || last.Reason != tt.wantReason {
+				t.Errorf("final event %s/%s, want %s/%s", last.Type, last.Reason, tt.wantEvent, tt.wantReason)
+			}
+			got, err := e.q.Get(ctx, "alice", g.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tt.wantStatus || got.ErrorReason != tt.wantReason {
+				t.Errorf("after restart: %s/%s, want %s/%s", got.Status, got.ErrorReason, tt.wantStatus, tt.wantReason)
+			}
+		})
+	}
+}
+
+const helperEnv = "ZIMAGE_QUEUE_HELPER_DIR"
+
+// TestHelperQueueProcess is not a test: TestKill9DuringJob runs the test
+// binary again with helperEnv set, so that this runs as a real server
+// process it can kill. It starts a queue on the folder's database (which
+// recovers what an earlier child left), submits a slow job when asked,
+// prints "STARTED <id> <attempts>" once a job reports progress, and waits
+// to be killed.
+func TestHelperQueueProcess(t *testing.T) {
+	dir := os.Getenv(helperEnv)
+	if dir == "" {
+		t.Skip("helper process for TestKill9DuringJob")
+	}
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "zimage.db"))
+	if err != nil {
+		fatalHelper(err)
+	}
+	v, err := vault.Open(filepath.Join(dir, "keys"), "")
+	if err != nil {
+		fatalHelper(err)
+	}
+	if err := v.EnsureUserKey("alice"); err != nil {
+		fatalHelper(err)
+	}
+	pool, err := backend.NewPool([]backend.Backend{builtin(t, "cpu", 200*time.Millisecond)}, nil, backend.PoolOptions{})
+	if err != nil {
+		fatalHelper(err)
+	}
+	pool.Start(ctx)
+	q := queue.New(db, pool, v, &fileSink{dir: dir}, queue.Options{})
+	events, _ := q.Subscribe("alice")
+	if err := q.Start(ctx); err != nil {
+		fatalHelper(err)
+	}
+	if os.Getenv("ZIMAGE_QUEUE_HELPER_SUBMIT") != "" {
+		p := params("killed mid-job")
+		p.Steps = 100 // 20 s at 200 ms a step: killed long before the end
+		if _, _, err := q.Submit(ctx, "alice", p); err != nil {
+			fatalHelper(err)
+		}
+	}
+	for e := range events {
+		if e.Type == queue.EventProgress {
+			g, err := q.Get(ctx, "alice", e.GenerationID)
+			if err != nil {
+				fatalHelper(err)
+			}
+			fmt.Printf("STARTED %s %d\n", g.ID, g.Attempts)
+			break
+		}
+	}
+	select {} // until SIGKILL
+}
+
+func fatalHelper(err error) {
+	fmt.Println("ERROR", err)
+	os.Exit(3)
+}
+
+// runAndKill starts the helper on dir, waits for it to report a running
+// job, kills it with SIGKILL and returns the job id and attempt count.
+func runAndKill(t *testing.T, dir string, submit bool) (id string, attempts int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperQueueProcess$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	if submit {
+		cmd.Env = append(cmd.Env, "ZIMAGE_QUEUE_HELPER_SUBMIT=1")
+	}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("helper exited without reporting a running job")
+			}
+			if _, err := fmt.Sscanf(line, "STARTED %s %d", &id, &attempts); err == nil {
+				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				err := cmd.Wait()
+				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+					t.Fatalf("helper did not die of SIGKILL: %v", err)
+				}
+				return id, attempts
+			}
+			if strings.HasPrefix(line, "ERROR") {
+				t.Fatal("helper: " + line)
+			}
+		case <-timeout:
+			t.Fatal("helper reported no running job within 30s")
+		}
+	}
+}
+
+func TestKill9DuringJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	dir := t.TempDir()
+	id, attempts := runAndKill(t, dir, true)
+	if attempts != 1 {
+		t.Fatalf("first run: attempts %d, want 1", attempts)
+	}
+
+	// The killed process left the row running; a new one re-queues it and
+	// runs it again (and is killed again, mid-job).
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "zimage.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.Generation(context.Background(), "alice", id)
+	db.Close()
+	if err != nil || r.Status != app.GenerationRunning {
+		t.Fatalf("after kill -9: %v, %v; want the row left running", r.Status, err)
+	}
+	id2, attempts := runAndKill(t, dir, false)
+	if id2 != id || attempts != 2 {
+		t.Fatalf("second run started %s attempt %d, want %s attempt 2", id2, attempts, id)
+	}
+
+	// Killed during its second attempt: the next start fails it as
+	// interrupted instead of trying forever. Never stuck running.
+	e := &env{dir: dir, sink: &fileSink{dir: dir}}
+	e.openDB(t)
+	v, err := vault.Open(filepath.Join(dir, "keys"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	e.pool = newPool(t, []backend.Backend{builtin(t, "cpu", 0)}, nil)
+	e.q = queue.New(e.db, e.pool, v, e.sink, queue.Options{})
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	e.start(t)
+	seen := waitEvent(t, events, final(id))
+	if last := seen[len(seen)-1]; last.Type != queue.EventFailed || last.Reason != queue.ReasonInterrupted {
+		t.Errorf("final event %+v, want failed: interrupted", last)
+	}
+	g, err := e.q.Get(context.Background(), "alice", id)
+	if err != nil || g.Status != app.GenerationFailed || g.ErrorReason != queue.ReasonInterrupted || g.ErrorMessage == "" {
+		t.Errorf("after recovery: %+v, %v", g, err)
+	}
+}

@@ -1,0 +1,301 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"zimage/app"
+	"zimage/app/backend"
+)
+
+var (
+	errJobTimeout = errors.New("queue: job_timeout reached")
+	errStopping   = errors.New("queue: stopping")
+)
+
+// progressEvery throttles progress events to about ten a second per job;
+// the last step always goes out.
+const progressEvery = 100 * time.Millisecond
+
+// schedule places jobs whenever something may have changed: a submit, a
+// cancel, a freed slot, a backend's health. On a slower beat it does the
+// upkeep that costs a pass over every queued job: failing jobs that waited
+// too long for a backend, and telling owners their new positions.
+func (q *Queue) schedule() {
+	defer q.loop.Done()
+	every := min(max(q.opts.WaitForBackend/10, 10*time.Millisecond), time.Second)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var lastUpkeep time.Time
+	positionsStale := false
+	for {
+		if q.placeJobs() > 0 {
+			positionsStale = true
+		}
+		if time.Since(lastUpkeep) >= every {
+			lastUpkeep = time.Now()
+			q.expireWaiting()
+			if positionsStale {
+				positionsStale = false
+				q.publishPositions()
+			}
+		}
+		select {
+		case <-q.ctx.Done():
+			return
+		case <-q.wake:
+		case <-q.pool.Changed():
+		case <-tick.C:
+		}
+	}
+}
+
+// placeJobs starts every job that can start now, one user at a time in ring
+// order, and returns how many it started.
+func (q *Queue) placeJobs() int {
+	started := 0
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for placed := true; placed; {
+		placed = false
+		for _, u := range q.idx.ring {
+			if u.running >= q.opts.MaxRunningPerUser {
+				continue
+			}
+			head := u.fifo[0]
+			b, ok := q.pool.Acquire(head.backend, head.model, head.exclude)
+			if !ok {
+				continue
+			}
+			j := q.idx.take(u)
+			ctx, cancel := context.WithCancelCause(q.ctx)
+			ctx, cancelTimeout := context.WithTimeoutCause(ctx, q.opts.JobTimeout, errJobTimeout)
+			j.cancel = func() { cancel(context.Canceled); cancelTimeout() }
+			started++
+			q.running.Add(1)
+			go q.run(ctx, j, b)
+			placed = true
+			break // the ring changed order: start again from its front
+		}
+	}
+	return started
+}
+
+// expireWaiting tells owners when their job waits for a backend to come up,
+// and fails jobs that waited longer than wait_for_backend.
+func (q *Queue) expireWaiting() {
+	var expired []*job
+	var waitMsg []string
+	now := q.db.Now()
+	q.mu.Lock()
+	type want struct{ backend, model, exclude string }
+	type waiting struct {
+		why   string
+		since time.Time
+	}
+	known := map[want]waiting{}
+	for _, u := range q.idx.ring {
+		for _, j := range u.fifo {
+			k := want{j.backend, j.model, j.exclude}
+			w, ok := known[k]
+			if !ok {
+				w.why, w.since = q.pool.Waiting(j.backend, j.model, j.exclude)
+				w.why = strings.TrimSuffix(w.why, ".")
+				known[k] = w
+			}
+			why, since := w.why, w.since
+			if why == "" {
+				j.waitTold = false
+				continue
+			}
+			if !j.waitTold {
+				j.waitTold = true
+				q.hub.Publish(j.userID, Event{Type: EventQueued, GenerationID: j.id, Position: q.idx.position(j), Reason: ReasonNoBackend,
+					Message: "Waiting for a backend: " + why + "."})
+			}
+			if now.Sub(maxTime(since, j.enqueuedAt)) >= q.opts.WaitForBackend {
+				expired = append(expired, j)
+				waitMsg = append(waitMsg, why)
+			}
+		}
+	}
+	for _, j := range expired {
+		q.idx.remove(j)
+	}
+	q.mu.Unlock()
+	for i, j := range expired {
+		q.fail(j, ReasonNoBackend, fmt.Sprintf("No backend is available: %s. Waited %s (queue.wait_for_backend); try again later, and tell the administrator if it lasts.", waitMsg[i], q.opts.WaitForBackend))
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// publishPositions tells each subscribed user where their waiting jobs
+// stand now that jobs ahead of them started.
+func (q *Queue) publishPositions() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, u := range q.idx.ring {
+		if !q.hub.Subscribed(u.userID) {
+			continue
+		}
+		for _, j := range u.fifo {
+			q.hub.Publish(u.userID, Event{Type: EventQueued, GenerationID: j.id, Position: q.idx.position(j)})
+		}
+	}
+}
+
+// fail ends a job that is not running (or has stopped) with reason.
+func (q *Queue) fail(j *job, reason, message string) {
+	ok, err := q.db.FinishGeneration(context.Background(), j.userID, j.id, app.GenerationFailed, reason, message)
+	if err != nil {
+		q.log.Error("queue: record failure", "generation", j.id, "err", err)
+		return
+	}
+	if ok {
+		q.hub.Publish(j.userID, Event{Type: EventFailed, GenerationID: j.id, Reason: reason, Message: message})
+	}
+}
+
+// run makes one job on backend b, which Acquire reserved for it.
+func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
+	defer q.running.Done()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			q.pool.Release(b.Name())
+		}
+	}
+	requeued := false
+	defer func() {
+		release()
+		j.cancel()
+		q.mu.Lock()
+		q.idx.finish(j)
+		if requeued && !j.canceled {
+			j.running = false
+			q.idx.push(j, true)
+		}
+		q.mu.Unlock()
+		q.nudge()
+	}()
+
+	rec, err := q.db.StartGeneration(context.WithoutCancel(ctx), j.id, b.Name())
+	if err != nil {
+		if app.ErrorCode(err) != app.ECONFLICT { // ECONFLICT: canceled before it started
+			q.log.Error("queue: start generation", "generation", j.id, "err", err)
+		}
+		return
+	}
+	g, err := q.open(rec)
+	if err != nil {
+		q.fail(j, backend.ReasonFailed, app.ErrorMessage(err))
+		return
+	}
+	q.hub.Publish(j.userID, Event{Type: EventStarted, GenerationID: j.id, Message: "Started on backend " + b.Name() + "."})
+
+	req := backend.Request{JobID: g.ID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Width: g.Width, Height: g.Height,
+		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model}
+	var last time.Time
+	res, err := b.Generate(ctx, req, func(p backend.Progress) {
+		final := p.Steps > 0 && p.Step >= p.Steps
+		if now := time.Now(); final || now.Sub(last) >= progressEvery {
+			last = now
+			q.hub.Publish(j.userID, Event{Type: EventProgress, GenerationID: j.id, Step: p.Step, Steps: p.Steps})
+			if len(p.Preview) > 0 {
+				q.hub.Publish(j.userID, Event{Type: EventPreview, GenerationID: j.id, Step: p.Step, Steps: p.Steps,
+					Preview: p.Preview, PreviewType: p.PreviewType})
+			}
+		}
+	})
+	release() // the backend is free for the next job while we store the images
+
+	if j.isCanceled(q) {
+		return // Cancel already made the row final and told the owner
+	}
+	if err != nil {
+		// Why ctx ended matters more than what the backend made of it.
+		switch {
+		case errors.Is(context.Cause(ctx), errJobTimeout):
+			q.fail(j, ReasonJobTimeout, fmt.Sprintf("The image was not finished within %s (queue.job_timeout), so it was stopped. Try a smaller size, fewer steps or fewer images.", q.opts.JobTimeout))
+		case q.ctx.Err() != nil:
+			requeued = q.requeue(j, true, "")
+		default:
+			q.backendFailed(j, rec.Attempts, b, err, &requeued)
+		}
+		return
+	}
+	ids, err := q.sink.Store(context.WithoutCancel(ctx), g, res)
+	if err != nil {
+		q.log.Error("queue: store images", "generation", j.id, "err", err)
+		q.fail(j, ReasonStorage, "The images were made but could not be saved: "+app.ErrorMessage(err))
+		return
+	}
+	ok, err := q.db.FinishGeneration(context.Background(), j.userID, j.id, app.GenerationSucceeded, "", "")
+	if err != nil {
+		q.log.Error("queue: record success", "generation", j.id, "err", err)
+		return
+	}
+	if ok {
+		q.hub.Publish(j.userID, Event{Type: EventSucceeded, GenerationID: j.id, ImageIDs: ids})
+	}
+}
+
+func (j *job) isCanceled(q *Queue) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return j.canceled
+}
+
+// backendFailed decides between a retry elsewhere and failing the job.
+func (q *Queue) backendFailed(j *job, attempts int, b backend.Backend, err error, requeued *bool) {
+	var be *backend.Error
+	isBackendErr := errors.As(err, &be)
+	if isBackendErr && be.Reason == backend.ReasonUnavailable {
+		q.pool.MarkDown(b.Name(), err)
+	}
+	q.log.Warn("queue: backend failed a job", "generation", j.id, "backend", b.Name(), "attempt", attempts, "err", err)
+	if isBackendErr && be.Retryable() && attempts < maxAttempts {
+		// Prefer another backend; with no other one, the same backend may
+		// take it again once its health check passes.
+		j.exclude = ""
+		if q.pool.HasOther(j.backend, j.model, b.Name()) {
+			j.exclude = b.Name()
+		}
+		*requeued = q.requeue(j, false, be.Reason)
+		if *requeued {
+			return
+		}
+	}
+	msg := app.ErrorMessage(err)
+	reason := backend.Reason(err)
+	if isBackendErr {
+		msg = be.Message
+	}
+	q.fail(j, reason, msg)
+}
+
+// requeue puts a running job back in the queue, in front of its owner's
+// other jobs; the caller's deferred clean-up re-indexes it.
+func (q *Queue) requeue(j *job, refund bool, reason string) bool {
+	ok, err := q.db.RequeueGeneration(context.Background(), j.id, refund)
+	if err != nil {
+		q.log.Error("queue: requeue generation", "generation", j.id, "err", err)
+		return false
+	}
+	if ok && !refund {
+		j.enqueuedAt = q.db.Now()
+		q.hub.Publish(j.userID, Event{Type: EventQueued, GenerationID: j.id, Reason: reason,
+			Message: "The backend failed; trying once more."})
+	}
+	return ok
+}

@@ -1,0 +1,350 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"zimage/app"
+)
+
+// migrateImages creates the images table. generation_id is a plain indexed
+// column, not a foreign key: images outlive their generation rows, and the
+// two tables are created by migrations that may land in either order.
+// Prompts are sealed by the caller (aad images/<id>/prompt and
+// images/<id>/negative_prompt), so images can be searched and shown without
+// the generations table.
+func migrateImages(tx *sql.Tx) error {
+	return execAll(tx, `CREATE TABLE images (
+		id                  TEXT PRIMARY KEY,
+		user_id             TEXT NOT NULL,
+		generation_id       TEXT NOT NULL,
+		idx                 INTEGER NOT NULL,
+		width               INTEGER NOT NULL,
+		height              INTEGER NOT NULL,
+		seed                INTEGER NOT NULL,
+		content_type        TEXT NOT NULL,
+		bytes               INTEGER NOT NULL,
+		webp_bytes          INTEGER NOT NULL DEFAULT 0,
+		thumb_bytes         INTEGER NOT NULL DEFAULT 0,
+		has_webp            INTEGER NOT NULL DEFAULT 0 CHECK (has_webp IN (0, 1)),
+		has_thumb           INTEGER NOT NULL DEFAULT 0 CHECK (has_thumb IN (0, 1)),
+		parameters_embedded INTEGER NOT NULL DEFAULT 0 CHECK (parameters_embedded IN (0, 1)),
+		favourite           INTEGER NOT NULL DEFAULT 0 CHECK (favourite IN (0, 1)),
+		prompt              BLOB NOT NULL, -- sealed
+		negative_prompt     BLOB NOT NULL, -- sealed
+		steps               INTEGER NOT NULL,
+		guidance            REAL NOT NULL,
+		backend             TEXT NOT NULL,
+		model               TEXT NOT NULL,
+		queued_at           INTEGER, -- NULL when unknown
+		started_at          INTEGER,
+		finished_at         INTEGER,
+		created_at          INTEGER NOT NULL,
+		expires_at          INTEGER NOT NULL
+	) STRICT`,
+		// Gallery pages, newest first; the id column spares SQLite a
+		// temp B-tree sort for the tie-break.
+		`CREATE INDEX images_user_created ON images (user_id, created_at DESC, id DESC)`,
+		`CREATE INDEX images_expires ON images (expires_at, id)`,
+		// One set of images per generation: a job re-run after a crash
+		// must not add a second copy of its pictures.
+		`CREATE UNIQUE INDEX images_generation ON images (generation_id, idx)`,
+		// Crash recovery looks for images still waiting for derivatives;
+		// the partial index stays as small as that backlog.
+		`CREATE INDEX images_pending ON images (id) WHERE has_webp = 0 OR has_thumb = 0`)
+}
+
+// ImageRow is an images row as stored: the domain image (whose plaintext
+// prompts the store ignores) and the prompts sealed by the caller.
+type ImageRow struct {
+	app.Image
+	SealedPrompt         []byte
+	SealedNegativePrompt []byte
+}
+
+// ImageKey names one image and its owner, for work that visits many
+// images (derivatives, retention, purge).
+type ImageKey struct {
+	ID     string
+	UserID string
+}
+
+// ImageCursor is a position in a gallery, newest first.
+type ImageCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+const imageColumns = `id, user_id, generation_id, idx, width, height, seed, content_type,
+	bytes, webp_bytes, thumb_bytes, has_webp, has_thumb, parameters_embedded, favourite,
+	prompt, negative_prompt, steps, guidance, backend, model,
+	queued_at, started_at, finished_at, created_at, expires_at`
+
+func imageMillisOrNull(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func imageTimeOrZero(ms sql.NullInt64) time.Time {
+	if !ms.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms.Int64).UTC()
+}
+
+type imageRowScanner interface{ Scan(...any) error }
+
+func scanImage(s imageRowScanner) (ImageRow, error) {
+	var r ImageRow
+	var queued, started, finished sql.NullInt64
+	var created, expires int64
+	err := s.Scan(&r.ID, &r.UserID, &r.GenerationID, &r.Index, &r.Width, &r.Height, &r.Seed, &r.ContentType,
+		&r.Bytes, &r.WebPBytes, &r.ThumbBytes, &r.HasWebP, &r.HasThumb, &r.ParametersEmbedded, &r.Favourite,
+		&r.SealedPrompt, &r.SealedNegativePrompt, &r.Steps, &r.Guidance, &r.Backend, &r.Model,
+		&queued, &started, &finished, &created, &expires)
+	if err != nil {
+		return r, err
+	}
+	r.QueuedAt, r.StartedAt, r.FinishedAt = imageTimeOrZero(queued), imageTimeOrZero(started), imageTimeOrZero(finished)
+	r.CreatedAt = time.UnixMilli(created).UTC()
+	r.ExpiresAt = time.UnixMilli(expires).UTC()
+	return r, nil
+}
+
+// InsertImages stores rows in one transaction. A second set of images for
+// the same generation and index is refused with ECONFLICT.
+func (db *DB) InsertImages(ctx context.Context, rows []ImageRow) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO images (`+imageColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, r := range rows {
+			_, err := stmt.ExecContext(ctx, r.ID, r.UserID, r.GenerationID, r.Index, r.Width, r.Height, r.Seed, r.ContentType,
+				r.Bytes, r.WebPBytes, r.ThumbBytes, r.HasWebP, r.HasThumb, r.ParametersEmbedded, r.Favourite,
+				r.SealedPrompt, r.SealedNegativePrompt, r.Steps, r.Guidance, r.Backend, r.Model,
+				imageMillisOrNull(r.QueuedAt), imageMillisOrNull(r.StartedAt), imageMillisOrNull(r.FinishedAt), r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli())
+			if err != nil {
+				if strings.Contains(err.Error(), "UNIQUE constraint failed: images.generation_id") {
+					return &app.Error{Code: app.ECONFLICT, Message: fmt.Sprintf("The images of generation %s were already saved.", r.GenerationID), Err: err}
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: insert images: %w", err)
+	}
+	return nil
+}
+
+func errImageNotFound(id string) error {
+	return app.Errorf(app.ENOTFOUND, "There is no image %s in your gallery: it may have been deleted or have expired.", id)
+}
+
+// Image returns userID's image id; another user's image is ENOTFOUND.
+func (db *DB) Image(ctx context.Context, userID, id string) (ImageRow, error) {
+	r, err := scanImage(db.r.QueryRowContext(ctx, `SELECT `+imageColumns+` FROM images WHERE id = ? AND user_id = ?`, id, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, errImageNotFound(id)
+	} else if err != nil {
+		return r, fmt.Errorf("sqlite: find image: %w", err)
+	}
+	return r, nil
+}
+
+// ImagesPage returns up to limit of userID's images, newest first, after
+// the cursor (nil: from the newest).
+func (db *DB) ImagesPage(ctx context.Context, userID string, after *ImageCursor, limit int) ([]ImageRow, error) {
+	var rows *sql.Rows
+	var err error
+	if after == nil {
+		rows, err = db.r.QueryContext(ctx, `SELECT `+imageColumns+` FROM images WHERE user_id = ?
+			ORDER BY created_at DESC, id DESC LIMIT ?`, userID, limit)
+	} else {
+		// Row-value comparison keeps this a single range scan of
+		// images_user_created.
+		rows, err = db.r.QueryContext(ctx, `SELECT `+imageColumns+` FROM images WHERE user_id = ?
+			AND (created_at, id) < (?, ?)
+			ORDER BY created_at DESC, id DESC LIMIT ?`, userID, after.CreatedAt.UnixMilli(), after.ID, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list images: %w", err)
+	}
+	defer rows.Close()
+	out := make([]ImageRow, 0, limit)
+	for rows.Next() {
+		r, err := scanImage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list images: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list images: %w", err)
+	}
+	return out, nil
+}
+
+// SetImageWebP records that the WebP copy of image id exists. It reports
+// whether the image still exists, so a worker that raced a delete can
+// remove the file it just wrote.
+func (db *DB) SetImageWebP(ctx context.Context, id string, size int64) (bool, error) {
+	return db.setDerivative(ctx, `UPDATE images SET has_webp = 1, webp_bytes = ? WHERE id = ?`, id, size)
+}
+
+// SetImageThumb records that the thumbnail of image id exists; see
+// SetImageWebP.
+func (db *DB) SetImageThumb(ctx context.Context, id string, size int64) (bool, error) {
+	return db.setDerivative(ctx, `UPDATE images SET has_thumb = 1, thumb_bytes = ? WHERE id = ?`, id, size)
+}
+
+func (db *DB) setDerivative(ctx context.Context, query, id string, size int64) (bool, error) {
+	res, err := db.w.ExecContext(ctx, query, size, id)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: update image %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlite: update image %s: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// ImagesMissingDerivatives returns up to limit images, in id order after
+// afterID, that lack their WebP copy or thumbnail.
+func (db *DB) ImagesMissingDerivatives(ctx context.Context, afterID string, limit int) ([]ImageKey, error) {
+	return db.imageKeys(ctx, "images missing derivatives", `SELECT id, user_id FROM images
+		WHERE (has_webp = 0 OR has_thumb = 0) AND id > ? ORDER BY id LIMIT ?`, afterID, limit)
+}
+
+// ExpiredImages returns up to limit images whose expires_at is at or
+// before now, oldest expiry first.
+func (db *DB) ExpiredImages(ctx context.Context, now time.Time, limit int) ([]ImageKey, error) {
+	return db.imageKeys(ctx, "expired images", `SELECT id, user_id FROM images
+		WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?`, now.UnixMilli(), limit)
+}
+
+// ImageIDsForUser returns the ids of all of userID's images.
+func (db *DB) ImageIDsForUser(ctx context.Context, userID string) ([]string, error) {
+	keys, err := db.imageKeys(ctx, "image ids of user", `SELECT id, user_id FROM images WHERE user_id = ?`, userID)
+	return keyIDs(keys), err
+}
+
+// ImageIDsForGeneration returns the ids of the images of userID's
+// generation, in their order within it.
+func (db *DB) ImageIDsForGeneration(ctx context.Context, userID, generationID string) ([]string, error) {
+	keys, err := db.imageKeys(ctx, "image ids of generation", `SELECT id, user_id FROM images
+		WHERE user_id = ? AND generation_id = ? ORDER BY idx`, userID, generationID)
+	return keyIDs(keys), err
+}
+
+func keyIDs(keys []ImageKey) []string {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	return ids
+}
+
+func (db *DB) imageKeys(ctx context.Context, what, query string, args ...any) ([]ImageKey, error) {
+	rows, err := db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []ImageKey
+	for rows.Next() {
+		var k ImageKey
+		if err := rows.Scan(&k.ID, &k.UserID); err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// SetImageFavourite marks or unmarks userID's image id.
+func (db *DB) SetImageFavourite(ctx context.Context, userID, id string, favourite bool) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE images SET favourite = ? WHERE id = ? AND user_id = ?`, favourite, id, userID)
+	if err != nil {
+		return fmt.Errorf("sqlite: set image favourite: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: set image favourite: %w", err)
+	} else if n == 0 {
+		return errImageNotFound(id)
+	}
+	return nil
+}
+
+// DeleteImage removes userID's image row id.
+func (db *DB) DeleteImage(ctx context.Context, userID, id string) error {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM images WHERE id = ? AND user_id = ?`, id, userID)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete image: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: delete image: %w", err)
+	} else if n == 0 {
+		return errImageNotFound(id)
+	}
+	return nil
+}
+
+// DeleteImages removes the rows of keys in one short transaction and
+// returns how many existed. Each row is matched on id and owner.
+func (db *DB) DeleteImages(ctx context.Context, keys []ImageKey) (int, error) {
+	var n int
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `DELETE FROM images WHERE id = ? AND user_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, k := range keys {
+			res, err := stmt.ExecContext(ctx, k.ID, k.UserID)
+			if err != nil {
+				return err
+			}
+			c, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += int(c)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete images: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteImagesForUser removes up to limit of userID's image rows and
+// returns how many it removed; callers repeat until 0 so that a large
+// account never holds the writer for long.
+func (db *DB) DeleteImagesForUser(ctx context.Context, userID string, limit int) (int, error) {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM images WHERE id IN
+		(SELECT id FROM images WHERE user_id = ? LIMIT ?)`, userID, limit)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete images of user: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete images of user: %w", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,184 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"zimage/app"
+)
+
+func testImageRow(id, user, gen string, idx int, created time.Time) ImageRow {
+	return ImageRow{
+		Image: app.Image{
+			ID: id, UserID: user, GenerationID: gen, Index: idx, Width: 64, Height: 32, Seed: 42 + int64(idx),
+			ContentType: "image/png", Bytes: 1234, Steps: 8, Guidance: 1.5, Backend: "builtin", Model: "m",
+			StartedAt: created.Add(-2 * time.Second), FinishedAt: created.Add(-time.Second),
+			CreatedAt: created, ExpiresAt: created.Add(90 * 24 * time.Hour),
+		},
+		SealedPrompt: []byte("sealed-p"), SealedNegativePrompt: []byte("sealed-n"),
+	}
+}
+
+func TestImagesRoundTripAndOwnership(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	want := testImageRow("img1", "alice", "gen1", 0, t0)
+	if err := db.InsertImages(ctx, []ImageRow{want}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Image(ctx, "alice", "img1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Width != 64 || got.Height != 32 || got.Seed != 42 || got.Guidance != 1.5 || !got.CreatedAt.Equal(t0) ||
+		!got.ExpiresAt.Equal(want.ExpiresAt) || !got.FinishedAt.Equal(want.FinishedAt) || !got.QueuedAt.IsZero() ||
+		string(got.SealedPrompt) != "sealed-p" || got.HasWebP || got.Favourite {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Image", func() error { _, err := db.Image(ctx, "bob", "img1"); return err }},
+		{"SetImageFavourite", func() error { return db.SetImageFavourite(ctx, "bob", "img1", true) }},
+		{"DeleteImage", func() error { return db.DeleteImage(ctx, "bob", "img1") }},
+	}
+	for _, tt := range tests {
+		t.Run("other user "+tt.name, func(t *testing.T) {
+			if err := tt.call(); app.ErrorCode(err) != app.ENOTFOUND {
+				t.Errorf("got %v, want not_found", err)
+			}
+		})
+	}
+	if n, err := db.DeleteImages(ctx, []ImageKey{{ID: "img1", UserID: "bob"}}); err != nil || n != 0 {
+		t.Errorf("DeleteImages as bob = %d, %v; want 0", n, err)
+	}
+
+	if err := db.SetImageFavourite(ctx, "alice", "img1", true); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := db.SetImageThumb(ctx, "img1", 999); !ok || err != nil {
+		t.Fatalf("SetImageThumb = %v, %v", ok, err)
+	}
+	missing, err := db.ImagesMissingDerivatives(ctx, "", 10)
+	if err != nil || len(missing) != 1 {
+		t.Fatalf("missing derivatives = %v, %v", missing, err)
+	}
+	if ok, _ := db.SetImageWebP(ctx, "img1", 5000); !ok {
+		t.Fatal("SetImageWebP: row not found")
+	}
+	if missing, _ := db.ImagesMissingDerivatives(ctx, "", 10); len(missing) != 0 {
+		t.Errorf("missing derivatives after both = %v", missing)
+	}
+	got, _ = db.Image(ctx, "alice", "img1")
+	if !got.Favourite || !got.HasThumb || got.ThumbBytes != 999 || !got.HasWebP || got.WebPBytes != 5000 {
+		t.Errorf("after updates: %+v", got.Image)
+	}
+	if ok, _ := db.SetImageWebP(ctx, "nope", 1); ok {
+		t.Error("SetImageWebP of a missing image reported success")
+	}
+}
+
+func TestInsertImagesConflictIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	t0 := time.Now().UTC()
+	if err := db.InsertImages(ctx, []ImageRow{testImageRow("a", "u", "g", 0, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	err := db.InsertImages(ctx, []ImageRow{testImageRow("b", "u", "g", 1, t0), testImageRow("c", "u", "g", 0, t0)})
+	if app.ErrorCode(err) != app.ECONFLICT {
+		t.Fatalf("duplicate (generation, index): got %v, want conflict", err)
+	}
+	if _, err := db.Image(ctx, "u", "b"); app.ErrorCode(err) != app.ENOTFOUND {
+		t.Errorf("first row of a failed batch was kept: %v", err)
+	}
+}
+
+func TestImagesPageKeyset(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var rows []ImageRow
+	for i := range 25 {
+		// Groups of five share a millisecond, so the id tie-break matters.
+		rows = append(rows, testImageRow(fmt.Sprintf("id%02d", i), "alice", fmt.Sprintf("g%d", i), 0, t0.Add(time.Duration(i/5)*time.Millisecond)))
+	}
+	rows = append(rows, testImageRow("bobs", "bob", "gb", 0, t0))
+	if err := db.InsertImages(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	var after *ImageCursor
+	for {
+		page, err := db.ImagesPage(ctx, "alice", after, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			seen = append(seen, r.ID)
+		}
+		if len(page) < 7 {
+			break
+		}
+		last := page[len(page)-1]
+		after = &ImageCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	if len(seen) != 25 {
+		t.Fatalf("saw %d images, want 25: %v", len(seen), seen)
+	}
+	for i, id := range seen {
+		if want := fmt.Sprintf("id%02d", 24-i); id != want {
+			t.Fatalf("position %d: got %s, want %s (newest first, id descending on ties)", i, id, want)
+		}
+	}
+
+	// The keyset query must walk the index, not sort.
+	plan, err := db.r.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT `+imageColumns+` FROM images WHERE user_id = ?
+		AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?`, "alice", 1, "x", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	var steps []string
+	for plan.Next() {
+		var id, parent, unused int
+		var detail string
+		plan.Scan(&id, &parent, &unused, &detail)
+		steps = append(steps, detail)
+	}
+	joined := strings.Join(steps, "; ")
+	if !strings.Contains(joined, "images_user_created") || strings.Contains(joined, "TEMP B-TREE") {
+		t.Errorf("query plan %q: want a scan of images_user_created without a temp sort", joined)
+	}
+}
+
+func TestExpiredImagesAndDeleteForUser(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var rows []ImageRow
+	for i := range 6 {
+		r := testImageRow(fmt.Sprintf("e%d", i), "alice", fmt.Sprintf("g%d", i), 0, t0)
+		r.ExpiresAt = t0.Add(time.Duration(i) * time.Hour)
+		rows = append(rows, r)
+	}
+	if err := db.InsertImages(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.ExpiredImages(ctx, t0.Add(2*time.Hour), 10)
+	if err != nil || len(got) != 3 || got[0].ID != "e0" || got[2].ID != "e2" {
+		t.Fatalf("ExpiredImages at +2h = %v, %v; want e0..e2 (expiry at the instant counts)", got, err)
+	}
+	if n, err := db.DeleteImagesForUser(ctx, "alice", 4); err != nil || n != 4 {
+		t.Fatalf("DeleteImagesForUser = %d, %v; want 4", n, err)
+	}
+	if ids, _ := db.ImageIDsForUser(ctx, "alice"); len(ids) != 2 {
+		t.Errorf("left %v, want 2 ids", ids)
+	}
+}
