@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every file under this folder.
 //
-//go:embed comfyui
+//go:embed comfyui policy
 var FS embed.FS

@@ -42,7 +42,9 @@ const (
 // Env is what a command sees of the world; tests pass their own.
 type Env struct {
 	Stdout, Stderr io.Writer
-	Environ        []string
+	// Stdin feeds commands that read secrets (user create --password-stdin).
+	Stdin   io.Reader
+	Environ []string
 }
 
 type command struct {
@@ -59,6 +61,10 @@ func commands() []command {
 		{"backup", "backup --out DIR: online snapshot of database and media (no keys); --keyring: keyring backup", runBackup},
 		{"restore", "restore --from DIR: put a backup back (server stopped)", runRestore},
 		{"keys", "keys rotate: new master key, re-wrap every user key (server stopped)", runKeys},
+		{"retention", "retention run [--as-of TIME] [--dry-run] | status: run the retention jobs now, or show their runs", runRetention},
+		{"policy", "policy show | publish: print or publish the privacy policy rendered from the config", runPolicy},
+		{"user", "user create|list|disable: manage accounts (create works whatever the sign-up mode)", runUser},
+		{"audit", "audit verify: check the hash-chained audit log; exits 1 if an entry was changed or removed", runAudit},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -191,5 +197,5 @@ func runConfig(_ context.Context, env Env, args []string) error {
 
 // Main is what main.go calls.
 func Main(ctx context.Context) int {
-	return Run(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Environ: os.Environ()})
+	return Run(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, Environ: os.Environ()})
 }

@@ -20,8 +20,10 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"zimage/app"
+	"zimage/app/auth"
 	"zimage/app/certs"
 	"zimage/app/config"
+	"zimage/app/privacy"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
 	"zimage/app/web"
@@ -192,7 +194,13 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	}
 	defer db.Close()
 
-	srv, err := web.New(log, db, web.Options{
+	accounts := auth.New(db, keys, authOptions(cfg, log))
+	policies := privacy.NewPolicies(db, log, nil)
+	if err := syncPolicy(ctx, cfg, policies, log); err != nil {
+		return err
+	}
+	srv, err := web.New(log, web.Deps{DB: db, Auth: accounts, Policies: policies}, web.Options{
+		BaseURL:        cfg.Server.BaseURL,
 		Version:        Version(),
 		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
 		MetricsEnabled: cfg.Metrics.Enabled,
@@ -205,13 +213,19 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	}
 
 	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	keyringDir := cfg.KeyringBackupDir()
+	runner, err := newRetentionRunner(cfg, db, log, retentionDeps{Keys: keys})
+	if err != nil {
+		return err
+	}
+	if err := runner.Schedule(ctx, jobs, cfg.Retention.Schedule); err != nil {
+		return err
+	}
 	jobs.AddFunc(cfg.Retention.Schedule, func() {
-		removed, err := keys.PruneKeyringBackups(keyringDir, time.Now().Add(-cfg.Retention.KeyringBackups.D()))
+		n, err := db.DeleteExpiredSessions(context.Background(), time.Now().Add(-cfg.Auth.SessionIdle.D()))
 		if err != nil {
-			log.Error("retention: keyring backups", "err", err)
-		} else if len(removed) > 0 {
-			log.Info("retention: keyring backups removed", "count", len(removed))
+			log.Error("retention: expired sessions", "err", err)
+		} else if n > 0 {
+			log.Info("retention: expired sessions removed", "count", n)
 		}
 	})
 	jobs.Start()
@@ -346,4 +360,17 @@ type cronLogger struct{ log *slog.Logger }
 func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug("cron: "+msg, kv...) }
 func (l cronLogger) Error(err error, msg string, kv ...any) {
 	l.log.Error("cron: "+msg, append(kv, "err", err)...)
+}
+
+// authOptions maps the [auth] config to the account service's options.
+func authOptions(cfg config.Config, log *slog.Logger) auth.Options {
+	return auth.Options{
+		Signup:           cfg.Auth.Signup,
+		RequireAdmin2FA:  cfg.Auth.RequireAdmin2FA,
+		SessionIdle:      cfg.Auth.SessionIdle.D(),
+		SessionAbsolute:  cfg.Auth.SessionAbsolute.D(),
+		MinAge:           cfg.Auth.MinAge,
+		MaxLoginFailures: cfg.Auth.MaxLoginFailures,
+		Log:              log,
+	}
 }

@@ -50,8 +50,12 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	return "file:" + path + "?" + q.Encode()
+	return "file:" + escapePath(path) + "?" + q.Encode()
 }
+
+// escapePath makes path safe inside a file: URI: a '#' or '?' in a folder
+// name would otherwise end the path there and open another file.
+func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath() }
 
 // Open opens (creating if needed) the database at path and brings its
 // schema up to date. A file that is not a Z Image database, is corrupt, or
@@ -105,7 +109,7 @@ func checkIdentity(ctx context.Context, path string) error {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	ro, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	ro, err := sql.Open("sqlite", "file:"+escapePath(path)+"?mode=ro")
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

@@ -15,6 +15,8 @@ var migrations = []func(*sql.Tx) error{
 	migrate1Settings,
 	migrateGenerations,
 	migrateImages,
+	migrateAccounts,
+	migratePolicy,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

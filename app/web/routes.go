@@ -1,13 +1,19 @@
 package web
 
-import "github.com/labstack/echo/v4/middleware"
+import (
+	"github.com/labstack/echo/v4/middleware"
 
-// routes is the one table of every route, grouped by audience; each group
-// carries its middleware.
+	"zimage/app"
+)
+
+// routes is the one table of every route, grouped by audience; each route
+// names its guards. Every route must also have a row in the authorization
+// matrix test (authz_test.go), or the build fails.
 func (s *Server) routes() {
 	e := s.e
 	e.Pre(middleware.RemoveTrailingSlash())
-	e.Use(requestID(), s.observe, middleware.Recover(), s.securityHeaders, s.bodyLimit(s.opts.MaxBodyBytes))
+	e.Use(requestID(), s.observe, middleware.Recover(), s.securityHeaders, s.bodyLimit(s.opts.MaxBodyBytes), s.authenticate)
+	s.pageHook = s.fillPage
 
 	// Ops.
 	e.GET("/healthz", s.handleHealthz)
@@ -17,4 +23,46 @@ func (s *Server) routes() {
 	// Public pages and files.
 	e.GET("/", s.handleHome)
 	e.GET("/static/*", s.handleStatic)
+	e.GET("/privacy", s.handlePrivacy)
+	e.GET("/privacy/versions/:n", s.handlePrivacyVersion)
+
+	// API: anyone.
+	api := e.Group("/api/v1")
+	api.GET("/policy", s.handlePolicyAPI)
+	api.GET("/policy/versions", s.handlePolicyVersionsAPI)
+	api.GET("/policy/versions/:n", s.handlePolicyVersionAPI)
+	api.POST("/auth/signup", s.handleSignup)
+	api.POST("/auth/login", s.handleLogin)
+	api.POST("/auth/logout", s.handleLogout)
+	api.POST("/auth/reset", s.handleReset)
+
+	// API: the caller's own account. Reading works with a read-scoped API
+	// key; account security needs a browser session.
+	read, session := s.requireUser(app.ScopeRead), s.requireSession
+	api.GET("/me", s.handleMeGet, read)
+	api.PATCH("/me", s.handleMeUpdate, session)
+	api.GET("/me/access-log", s.handleMeAccessLog, read)
+	api.POST("/me/password", s.handleMePassword, session)
+	api.GET("/me/sessions", s.handleMeSessions, session)
+	api.DELETE("/me/sessions", s.handleMeSessionsDelete, session)
+	api.DELETE("/me/sessions/:id", s.handleMeSessionDelete, session)
+	api.POST("/me/2fa", s.handleMe2FAStart, session)
+	api.GET("/me/2fa/qr.png", s.handleMe2FAQR, session)
+	api.POST("/me/2fa/confirm", s.handleMe2FAConfirm, session)
+	api.DELETE("/me/2fa", s.handleMe2FADisable, session)
+	api.GET("/me/api-keys", s.handleMeAPIKeys, session)
+	api.POST("/me/api-keys", s.handleMeAPIKeyCreate, session)
+	api.DELETE("/me/api-keys/:id", s.handleMeAPIKeyDelete, session)
+
+	// API: admins.
+	admin := s.requireAdmin
+	api.GET("/admin/users", s.handleAdminUsers, admin)
+	api.POST("/admin/users", s.handleAdminUserCreate, admin)
+	api.PATCH("/admin/users/:id", s.handleAdminUserUpdate, admin)
+	api.POST("/admin/users/:id/access", s.handleAdminAccess, admin)
+	api.GET("/admin/users/:id/profile", s.handleAdminProfile, admin, s.requireAccessGrant)
+	api.POST("/admin/users/:id/reset-link", s.handleAdminResetLink, admin)
+	api.POST("/admin/invites", s.handleAdminInvite, admin)
+	api.PUT("/admin/settings/signup", s.handleAdminSignupMode, admin)
+	api.GET("/admin/audit", s.handleAdminAudit, admin)
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"zimage/app/auth"
+	"zimage/app/privacy"
 	"zimage/app/sqlite"
 	"zimage/ui"
 )
@@ -28,17 +30,32 @@ type Options struct {
 	TrustedProxies []string
 	// ImagesRetention is shown to people ("deleted after 90 days").
 	ImagesRetention string
+	// BaseURL is server.base_url; when it is https, session cookies are
+	// Secure even on requests a TLS-terminating proxy forwarded as HTTP.
+	BaseURL string
+}
+
+// Deps are the services handlers call. More join as they are built; a
+// struct keeps New's signature stable while they do.
+type Deps struct {
+	DB   *sqlite.DB
+	Auth *auth.Service
+	// Policies serves the privacy policy's versions; nil leaves /privacy
+	// answering 503.
+	Policies *privacy.Policies
 }
 
 // Server holds the dependencies every handler may use.
 type Server struct {
-	e       *echo.Echo
-	log     *slog.Logger
-	db      *sqlite.DB
-	opts    Options
-	metrics *metrics
-	assets  *assets
-	pages   map[string]*template.Template
+	e        *echo.Echo
+	log      *slog.Logger
+	db       *sqlite.DB
+	auth     *auth.Service
+	policies *privacy.Policies
+	opts     Options
+	metrics  *metrics
+	assets   *assets
+	pages    map[string]*template.Template
 	// pageHook fills the signed-in parts of a page (user, CSRF token,
 	// policy notice); the auth middleware's owner sets it.
 	pageHook func(echo.Context, *page)
@@ -46,7 +63,7 @@ type Server struct {
 
 // New builds the server and its routes. It fails if a template or static
 // file is broken, so that shows at start, not on a request.
-func New(log *slog.Logger, db *sqlite.DB, opts Options) (*Server, error) {
+func New(log *slog.Logger, deps Deps, opts Options) (*Server, error) {
 	a, err := loadAssets(ui.Static)
 	if err != nil {
 		return nil, err
@@ -55,7 +72,7 @@ func New(log *slog.Logger, db *sqlite.DB, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{e: echo.New(), log: log, db: db, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
+	s := &Server{e: echo.New(), log: log, db: deps.DB, auth: deps.Auth, policies: deps.Policies, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.handleError
 	s.e.IPExtractor = ipExtractor(opts.TrustedProxies)

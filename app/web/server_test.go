@@ -13,7 +13,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"zimage/app/auth"
 	"zimage/app/sqlite"
+	"zimage/app/vault"
 )
 
 func newTestServer(t *testing.T, opts Options) *Server {
@@ -26,7 +28,13 @@ func newTestServer(t *testing.T, opts Options) *Server {
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = 4096
 	}
-	s, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), db, opts)
+	keys, err := vault.Open(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	accounts := auth.New(db, keys, auth.Options{Hasher: testHasher})
+	s, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Deps{DB: db, Auth: accounts}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,128 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"zimage/app"
+)
+
+const apiKeyColumns = `id, user_id, name, prefix, scopes, created_at, last_used_at, revoked_at`
+
+func scanAPIKey(s rowScanner) (*app.APIKey, error) {
+	var k app.APIKey
+	var scopes string
+	var created, used, revoked int64
+	if err := s.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &scopes, &created, &used, &revoked); err != nil {
+		return nil, err
+	}
+	if scopes != "" {
+		k.Scopes = strings.Split(scopes, ",")
+	}
+	k.CreatedAt, k.LastUsedAt, k.RevokedAt = fromMillis(created), fromMillis(used), fromMillis(revoked)
+	return &k, nil
+}
+
+func errAPIKeyNotFound() error {
+	return app.Errorf(app.ENOTFOUND, "There is no such API key.")
+}
+
+// CreateAPIKey stores k (CreatedAt stamped here) under the token's hash,
+// with its audit entries.
+func (db *DB) CreateAPIKey(ctx context.Context, k *app.APIKey, tokenHash []byte, audit ...app.AuditEntry) error {
+	now := db.Now().Truncate(time.Millisecond)
+	k.CreatedAt = now
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, user_id, name, prefix, token_hash, scopes, created_at)
+			VALUES (?,?,?,?,?,?,?)`, k.ID, k.UserID, k.Name, k.Prefix, tokenHash, strings.Join(k.Scopes, ","), now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		for _, e := range audit {
+			if err := appendAudit(ctx, tx, now, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create api key: %w", err)
+	}
+	return nil
+}
+
+// APIKeyByTokenHash returns the key with the token hash and its owner, or
+// ENOTFOUND. Revocation is the caller's to judge.
+func (db *DB) APIKeyByTokenHash(ctx context.Context, hash []byte) (*app.APIKey, *UserRecord, error) {
+	k, err := scanAPIKey(db.r.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE token_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, errAPIKeyNotFound()
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: find api key: %w", err)
+	}
+	u, err := db.UserByID(ctx, k.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, u, nil
+}
+
+// TouchAPIKey sets the key's last_used_at to now.
+func (db *DB) TouchAPIKey(ctx context.Context, id string) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, db.Now().UnixMilli(), id); err != nil {
+		return fmt.Errorf("sqlite: touch api key: %w", err)
+	}
+	return nil
+}
+
+// ListAPIKeys returns the user's keys, newest first, revoked ones included.
+func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]*app.APIKey, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list api keys: %w", err)
+	}
+	defer rows.Close()
+	var out []*app.APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list api keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeAPIKey revokes the user's key id. Another user's key, an unknown
+// one and one already revoked are ENOTFOUND.
+func (db *DB) RevokeAPIKey(ctx context.Context, userID, id string, audit ...app.AuditEntry) error {
+	now := db.Now().Truncate(time.Millisecond)
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at = 0`,
+			now.UnixMilli(), id, userID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errAPIKeyNotFound()
+		}
+		for _, e := range audit {
+			if err := appendAudit(ctx, tx, now, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		var ae *app.Error
+		if errors.As(err, &ae) {
+			return err
+		}
+		return fmt.Errorf("sqlite: revoke api key: %w", err)
+	}
+	return nil
+}

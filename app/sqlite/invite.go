@@ -1,0 +1,89 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"zimage/app"
+)
+
+// One-time tokens: invite links (sign-up when it is not open) and password
+// reset links (issued by an admin until mail exists). Only their hashes are
+// stored; each works once and until it expires.
+const (
+	TokenInvite = "invite"
+	TokenReset  = "reset"
+)
+
+// CreateOneTimeToken stores a token's hash. userID is whose password a
+// reset token sets ("" for invites); createdBy is the admin's id.
+func (db *DB) CreateOneTimeToken(ctx context.Context, kind string, hash []byte, userID, createdBy string, ttl time.Duration, audit ...app.AuditEntry) (expires time.Time, err error) {
+	now := db.Now().Truncate(time.Millisecond)
+	expires = now.Add(ttl)
+	var uid any
+	if userID != "" {
+		uid = userID
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO one_time_tokens (token_hash, kind, user_id, created_by, created_at, expires_at)
+			VALUES (?,?,?,?,?,?)`, hash, kind, uid, createdBy, now.UnixMilli(), expires.UnixMilli())
+		if err != nil {
+			return err
+		}
+		for _, e := range audit {
+			if err := appendAudit(ctx, tx, now, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: create %s token: %w", kind, err)
+	}
+	return expires, nil
+}
+
+// ResetTokenUser returns the id of the user a valid (unused, unexpired)
+// reset token belongs to, or an EINVALID error.
+func (db *DB) ResetTokenUser(ctx context.Context, hash []byte) (string, error) {
+	var uid sql.NullString
+	err := db.r.QueryRowContext(ctx, `SELECT user_id FROM one_time_tokens WHERE token_hash = ? AND kind = 'reset' AND used_at = 0 AND expires_at > ?`,
+		hash, db.Now().UnixMilli()).Scan(&uid)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !uid.Valid) {
+		return "", errBadToken(TokenReset)
+	} else if err != nil {
+		return "", fmt.Errorf("sqlite: reset token: %w", err)
+	}
+	return uid.String, nil
+}
+
+func errBadToken(kind string) error {
+	if kind == TokenInvite {
+		return &app.Error{Code: app.EINVALID, Message: "This invite is invalid, expired or already used. Ask an administrator for a new invite link.",
+			Fields: map[string]string{"invite": "invalid, expired or already used"}}
+	}
+	return &app.Error{Code: app.EINVALID, Message: "This reset link is invalid, expired or already used. Ask an administrator for a new one.",
+		Fields: map[string]string{"token": "invalid, expired or already used"}}
+}
+
+// useToken marks a token used, failing with EINVALID if it is unknown,
+// expired, used, of another kind, or (for resets) for another user.
+func useToken(ctx context.Context, tx *sql.Tx, hash []byte, kind string, now time.Time, userID string) error {
+	q := `UPDATE one_time_tokens SET used_at = ? WHERE token_hash = ? AND kind = ? AND used_at = 0 AND expires_at > ?`
+	args := []any{now.UnixMilli(), hash, kind, now.UnixMilli()}
+	if kind == TokenReset {
+		q += ` AND user_id = ?`
+		args = append(args, userID)
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errBadToken(kind)
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// The authorization matrix: every route × {anonymous, another user, the
+// owner, support, admin} with the status each must get. A route registered
+// without a row here fails TestAuthzMatrixCoversEveryRoute, so nobody can
+// add an endpoint without deciding who may call it.
+
+// Identities, in the order of the want arrays. For /me routes the owner is
+// the caller themself; for routes with an {id} it is the user the id
+// belongs to.
+const (
+	anon = iota
+	other
+	owner
+	support
+	admin
+)
+
+var identityNames = [...]string{"anonymous", "other", "owner", "support", "admin"}
+
+// authzExempt are routes with no identity at all, and HTML pages that show
+// the same to everyone. Add pages here only if they are public.
+var authzExempt = map[string]bool{
+	"GET /healthz":  true,
+	"GET /readyz":   true,
+	"GET /metrics":  true,
+	"GET /static/*": true,
+	"GET /":         true,
+	// The privacy policy is public and the same for everyone.
+	"GET /privacy":                   true,
+	"GET /privacy/versions/:n":       true,
+	"GET /api/v1/policy":             true,
+	"GET /api/v1/policy/versions":    true,
+	"GET /api/v1/policy/versions/:n": true,
+}
+
+type authzRow struct {
+	route string // "METHOD /pattern" as registered
+	path  string // with {owner}, {owner_session}, {owner_key}, {unknown}
+	body  func(who int) string
+	// prepare runs once before the cells, e.g. to put each identity in the
+	// state the route needs.
+	prepare func(t *testing.T, f *authzFixtures)
+	want    [5]int
+}
+
+func fixed(s string) func(int) string { return func(int) string { return s } }
+
+const unknownID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
+
+var authzRows = []authzRow{
+	// Public.
+	{route: "POST /api/v1/auth/signup", body: func(who int) string {
+		return signupBody(fmt.Sprintf("new%d@example.com", who), fmt.Sprintf("newcomer%d", who))
+	}, want: [5]int{201, 201, 201, 201, 201}},
+	{route: "POST /api/v1/auth/login", body: fixed(`{"login":"owner1","password":"` + testPassword + `"}`), want: [5]int{200, 200, 200, 200, 200}},
+	{route: "POST /api/v1/auth/logout", want: [5]int{204, 204, 204, 204, 204}},
+	{route: "POST /api/v1/auth/reset", body: fixed(`{"token":"zir_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","password":"a new and long passphrase"}`), want: [5]int{400, 400, 400, 400, 400}},
+
+	// The caller's own account.
+	{route: "GET /api/v1/me", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "PATCH /api/v1/me", body: fixed(`{"display_name":"Someone"}`), want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /api/v1/me/access-log", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "POST /api/v1/me/password", body: fixed(`{"current_password":"` + testPassword + `","new_password":"velvet lantern orbit meadow"}`), want: [5]int{401, 204, 204, 204, 204}},
+	{route: "GET /api/v1/me/sessions", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "DELETE /api/v1/me/sessions", want: [5]int{401, 204, 204, 204, 204}},
+	{route: "DELETE /api/v1/me/sessions/:id", path: "/api/v1/me/sessions/{owner_session}", want: [5]int{401, 404, 204, 404, 404}},
+	{route: "DELETE /api/v1/me/sessions/:id", path: "/api/v1/me/sessions/{unknown}", want: [5]int{401, 404, 404, 404, 404}},
+	{route: "POST /api/v1/me/2fa", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /api/v1/me/2fa/qr.png", prepare: startTOTPForAll, want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /api/v1/me/2fa/qr.png", want: [5]int{401, 409, 409, 409, 409}}, // nothing to show before enrolment
+	{route: "POST /api/v1/me/2fa/confirm", prepare: startTOTPForAll, body: fixed(`{"code":"000000"}`), want: [5]int{401, 400, 400, 400, 400}},
+	{route: "DELETE /api/v1/me/2fa", body: fixed(`{"password":"` + testPassword + `","code":"000000"}`), want: [5]int{401, 409, 409, 409, 409}},
+	{route: "GET /api/v1/me/api-keys", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "POST /api/v1/me/api-keys", body: fixed(`{"name":"laptop","scopes":["read"]}`), want: [5]int{401, 201, 201, 201, 201}},
+	{route: "DELETE /api/v1/me/api-keys/:id", path: "/api/v1/me/api-keys/{owner_key}", want: [5]int{401, 404, 204, 404, 404}},
+
+	// Admins.
+	{route: "GET /api/v1/admin/users", want: [5]int{401, 403, 403, 403, 200}},
+	{route: "POST /api/v1/admin/users", body: func(who int) string {
+		return `{"email":"made@example.com","username":"madebyadmin","role":"user","age_confirmed":true}`
+	}, want: [5]int{401, 403, 403, 403, 201}},
+	{route: "PATCH /api/v1/admin/users/:id", path: "/api/v1/admin/users/{owner}", body: fixed(`{"role":"support"}`), want: [5]int{401, 403, 403, 403, 200}},
+	{route: "PATCH /api/v1/admin/users/:id", path: "/api/v1/admin/users/{unknown}", body: fixed(`{"disabled":true}`), want: [5]int{401, 403, 403, 403, 404}},
+	{route: "POST /api/v1/admin/users/:id/access", path: "/api/v1/admin/users/{owner}/access", body: fixed(`{"reason":"Answering support ticket 42 about a lost image"}`), want: [5]int{401, 403, 403, 403, 201}},
+	{route: "POST /api/v1/admin/users/:id/access", path: "/api/v1/admin/users/{unknown}/access", body: fixed(`{"reason":"Answering support ticket 42 about a lost image"}`), want: [5]int{401, 403, 403, 403, 404}},
+	{route: "GET /api/v1/admin/users/:id/profile", path: "/api/v1/admin/users/{owner}/profile", prepare: grantAdminAccess, want: [5]int{401, 403, 403, 403, 200}},
+	{route: "GET /api/v1/admin/users/:id/profile", path: "/api/v1/admin/users/{owner}/profile", want: [5]int{401, 403, 403, 403, 403}}, // no reason given: no access
+	{route: "GET /api/v1/admin/users/:id/profile", path: "/api/v1/admin/users/{unknown}/profile", want: [5]int{401, 403, 403, 403, 404}},
+	{route: "POST /api/v1/admin/users/:id/reset-link", path: "/api/v1/admin/users/{owner}/reset-link", want: [5]int{401, 403, 403, 403, 201}},
+	{route: "POST /api/v1/admin/users/:id/reset-link", path: "/api/v1/admin/users/{unknown}/reset-link", want: [5]int{401, 403, 403, 403, 404}},
+	{route: "POST /api/v1/admin/invites", want: [5]int{401, 403, 403, 403, 201}},
+	{route: "PUT /api/v1/admin/settings/signup", body: fixed(`{"mode":"invite"}`), want: [5]int{401, 403, 403, 403, 200}},
+	{route: "GET /api/v1/admin/audit", want: [5]int{401, 403, 403, 403, 200}},
+}
+
+type authzFixtures struct {
+	env          *authEnv
+	who          [5]*client
+	ownerSession string // a second session of the owner's
+	ownerKey     string // an API key of the owner's
+}
+
+func startTOTPForAll(t *testing.T, f *authzFixtures) {
+	for _, c := range f.who[other:] {
+		if r := c.do("POST", "/api/v1/me/2fa", ""); r.Code != 200 {
+			t.Fatalf("start 2fa: %d %s", r.Code, r.Body)
+		}
+	}
+}
+
+func grantAdminAccess(t *testing.T, f *authzFixtures) {
+	r := f.who[admin].do("POST", "/api/v1/admin/users/"+f.who[owner].userID+"/access", `{"reason":"Answering support ticket 42 about a lost image"}`)
+	if r.Code != 201 {
+		t.Fatalf("grant: %d %s", r.Code, r.Body)
+	}
+}
+
+// newAuthzFixtures makes the five identities on a fresh server: the first
+// sign-up becomes admin, support is promoted by the admin and signs in
+// again (a role change ends sessions).
+func newAuthzFixtures(t *testing.T) *authzFixtures {
+	t.Helper()
+	env := newAuthEnv(t, authOptionsForTest(), Options{})
+	f := &authzFixtures{env: env}
+	f.who[anon] = env.anon()
+	f.who[admin] = env.signup(t, "admin1")
+	f.who[owner] = env.signup(t, "owner1")
+	f.who[other] = env.signup(t, "other1")
+	sup := env.signup(t, "support1")
+	if r := f.who[admin].do("PATCH", "/api/v1/admin/users/"+sup.userID, `{"role":"support"}`); r.Code != 200 {
+		t.Fatalf("make support: %d %s", r.Code, r.Body)
+	}
+	f.who[support] = env.login(t, "support1")
+	second := env.login(t, "owner1")
+	f.ownerSession = sessionIDOf(t, second)
+	_, f.ownerKey = f.who[owner].apiKey(t, "read")
+	return f
+}
+
+// sessionIDOf returns the id of c's current session.
+func sessionIDOf(t *testing.T, c *client) string {
+	t.Helper()
+	r := c.do("GET", "/api/v1/me/sessions", "")
+	for _, x := range r.json(t)["sessions"].([]any) {
+		if m := x.(map[string]any); m["current"] == true {
+			return m["id"].(string)
+		}
+	}
+	t.Fatalf("no current session in %s", r.Body)
+	return ""
+}
+
+func (f *authzFixtures) fill(path string) string {
+	return strings.NewReplacer("{owner}", f.who[owner].userID, "{owner_session}", f.ownerSession,
+		"{owner_key}", f.ownerKey, "{unknown}", unknownID).Replace(path)
+}
+
+func TestAuthzMatrixCoversEveryRoute(t *testing.T) {
+	env := newAuthEnv(t, authOptionsForTest(), Options{})
+	covered := map[string]bool{}
+	for _, r := range authzRows {
+		covered[r.route] = true
+	}
+	var missing []string
+	registered := map[string]bool{}
+	for _, r := range env.s.e.Routes() {
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		key := r.Method + " " + r.Path
+		registered[key] = true
+		if !covered[key] && !authzExempt[key] {
+			missing = append(missing, key)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("routes without a row in authzRows (decide who may call them, then add a row per identity):\n  %s", strings.Join(missing, "\n  "))
+	}
+	for key := range covered {
+		if !registered[key] {
+			t.Errorf("authzRows has %q, which is not a registered route", key)
+		}
+	}
+}
+
+func TestAuthzMatrix(t *testing.T) {
+	for _, row := range authzRows {
+		path := row.path
+		if path == "" {
+			path = strings.SplitN(row.route, " ", 2)[1]
+		}
+		method := strings.SplitN(row.route, " ", 2)[0]
+		t.Run(method+" "+path, func(t *testing.T) {
+			// A fresh server per row: a cell that succeeds (a logout, a
+			// role change) must not change what the next cell sees.
+			f := newAuthzFixtures(t)
+			if row.prepare != nil {
+				row.prepare(t, f)
+			}
+			p := f.fill(path)
+			for who, want := range row.want {
+				body := ""
+				if row.body != nil {
+					body = row.body(who)
+				}
+				r := f.who[who].do(method, p, body)
+				if r.Code != want {
+					t.Errorf("%s: %s %s = %d, want %d; body %s", identityNames[who], method, p, r.Code, want, r.Body)
+				}
+				if r.Code >= 400 && r.Code != http.StatusMethodNotAllowed && r.errCode(t) == "" {
+					t.Errorf("%s: error response without an error code: %s", identityNames[who], r.Body)
+				}
+			}
+		})
+	}
+}
