@@ -13,6 +13,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/config"
+	"zimage/app/media"
 	"zimage/app/retention"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
@@ -40,6 +41,18 @@ func newRetentionRunner(cfg config.Config, db *sqlite.DB, log *slog.Logger, deps
 		}
 	}
 	return r, nil
+}
+
+// expiredImageCounter answers the images job's dry run from the database
+// alone.
+type expiredImageCounter struct{ db *sqlite.DB }
+
+func (c expiredImageCounter) CountExpired(ctx context.Context, now time.Time) (int, error) {
+	return c.db.CountExpiredImages(ctx, now)
+}
+
+func (c expiredImageCounter) DeleteExpired(context.Context, time.Time, int) (int, error) {
+	return 0, fmt.Errorf("retention: a dry run deletes nothing")
 }
 
 // dbAuditor writes retention runs to the audit log as system actions.
@@ -151,15 +164,24 @@ func runRetentionRun(ctx context.Context, env Env, args []string) error {
 	}
 	defer db.Close()
 	var deps retentionDeps
-	if !*dryRun {
+	log := newLogger(Env{Stderr: env.Stderr}, cfg.Server)
+	if *dryRun {
+		// Counting needs no keys, and opening the media store would sweep
+		// leftover files: a dry run changes nothing.
+		deps.Images = expiredImageCounter{db}
+	} else {
 		keys, err := vault.Open(cfg.Server.DataDir, lookupEnv(env.Environ, "ZIMAGE_MASTER_KEY"))
 		if err != nil {
 			return err
 		}
 		defer keys.Close()
 		deps.Keys = keys
+		m, err := media.New(cfg.Server.DataDir, db, keys, media.Options{ImagesRetention: cfg.Retention.Images.D(), Logger: log})
+		if err != nil {
+			return err
+		}
+		deps.Images = m
 	}
-	log := newLogger(Env{Stderr: env.Stderr}, cfg.Server)
 	runner, err := newRetentionRunner(cfg, db, log, deps)
 	if err != nil {
 		return err

@@ -199,21 +199,29 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	if err := syncPolicy(ctx, cfg, policies, log); err != nil {
 		return err
 	}
-	srv, err := web.New(log, web.Deps{DB: db, Auth: accounts, Policies: policies}, web.Options{
-		BaseURL:        cfg.Server.BaseURL,
-		Version:        Version(),
-		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
-		MetricsEnabled: cfg.Metrics.Enabled,
-		MetricsToken:   cfg.Metrics.Token,
-		HSTSMaxAge:     cfg.TLS.HSTSMaxAge.D(),
-		TrustedProxies: cfg.Server.TrustedProxies,
+	pipe, err := startPipeline(ctx, cfg, db, keys, log)
+	if err != nil {
+		return err
+	}
+	defer pipe.stop()
+	srv, err := web.New(log, web.Deps{DB: db, Auth: accounts, Policies: policies, Queue: pipe.queue, Media: pipe.media}, web.Options{
+		BaseURL:         cfg.Server.BaseURL,
+		Version:         Version(),
+		MaxBodyBytes:    cfg.Server.MaxBodyBytes,
+		MetricsEnabled:  cfg.Metrics.Enabled,
+		MetricsToken:    cfg.Metrics.Token,
+		HSTSMaxAge:      cfg.TLS.HSTSMaxAge.D(),
+		TrustedProxies:  cfg.Server.TrustedProxies,
+		ImagesRetention: humanWindow(cfg.Retention.Images.D()),
+		Limits:          generationLimits(cfg),
+		DefaultSteps:    cfg.Generation.DefaultSteps,
 	})
 	if err != nil {
 		return err
 	}
 
 	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	runner, err := newRetentionRunner(cfg, db, log, retentionDeps{Keys: keys})
+	runner, err := newRetentionRunner(cfg, db, log, retentionDeps{Keys: keys, Images: pipe.media})
 	if err != nil {
 		return err
 	}

@@ -562,6 +562,12 @@ func (s *Store) SetFavourite(ctx context.Context, userID, id string, favourite b
 // DefaultDeleteBatch is the batch size of DeleteExpired when none is given.
 const DefaultDeleteBatch = 100
 
+// CountExpired counts the images DeleteExpired(now) would remove (for
+// dry runs of the retention job).
+func (s *Store) CountExpired(ctx context.Context, now time.Time) (int, error) {
+	return s.db.CountExpiredImages(ctx, now)
+}
+
 // DeleteExpired removes every image whose expires_at is at or before now,
 // batch images at a time: files first, then the batch's rows in one short
 // transaction, so the writer is never held for long. ctx is checked

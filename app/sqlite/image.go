@@ -234,6 +234,15 @@ func (db *DB) ExpiredImages(ctx context.Context, now time.Time, limit int) ([]Im
 		WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?`, now.UnixMilli(), limit)
 }
 
+// CountExpiredImages counts images whose expiry is at or before now.
+func (db *DB) CountExpiredImages(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM images WHERE expires_at <= ?`, now.UnixMilli()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count expired images: %w", err)
+	}
+	return n, nil
+}
+
 // ImageIDsForUser returns the ids of all of userID's images.
 func (db *DB) ImageIDsForUser(ctx context.Context, userID string) ([]string, error) {
 	keys, err := db.imageKeys(ctx, "image ids of user", `SELECT id, user_id FROM images WHERE user_id = ?`, userID)

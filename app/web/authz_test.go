@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -51,8 +52,12 @@ type authzRow struct {
 	// prepare runs once before the cells, e.g. to put each identity in the
 	// state the route needs.
 	prepare func(t *testing.T, f *authzFixtures)
-	want    [5]int
+	// hdr are extra headers ("Content-Type", "application/x-www-form-urlencoded" for HTML forms).
+	hdr  []string
+	want [5]int
 }
+
+var formPost = []string{"Content-Type", "application/x-www-form-urlencoded"}
 
 func fixed(s string) func(int) string { return func(int) string { return s } }
 
@@ -85,7 +90,35 @@ var authzRows = []authzRow{
 	{route: "POST /api/v1/me/api-keys", body: fixed(`{"name":"laptop","scopes":["read"]}`), want: [5]int{401, 201, 201, 201, 201}},
 	{route: "DELETE /api/v1/me/api-keys/:id", path: "/api/v1/me/api-keys/{owner_key}", want: [5]int{401, 404, 204, 404, 404}},
 
+	// Generations and images: only the owner's own; everyone else gets
+	// 404, never 403, so ids do not reveal that something exists.
+	{route: "POST /api/v1/generations", body: fixed(`{"prompt":"a red fox in snow","width":64,"height":64,"steps":1}`), want: [5]int{401, 202, 202, 202, 202}},
+	{route: "GET /api/v1/generations", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /api/v1/generations/:id", path: "/api/v1/generations/{owner_gen}", want: [5]int{401, 404, 200, 404, 404}},
+	{route: "GET /api/v1/generations/:id", path: "/api/v1/generations/{unknown}", want: [5]int{401, 404, 404, 404, 404}},
+	{route: "POST /api/v1/generations/:id/cancel", path: "/api/v1/generations/{owner_gen}/cancel", want: [5]int{401, 404, 409, 404, 404}},
+	{route: "GET /api/v1/events", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /api/v1/images", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /api/v1/images/:id", path: "/api/v1/images/{owner_image}", want: [5]int{401, 404, 200, 404, 404}},
+	{route: "GET /api/v1/images/:id", path: "/api/v1/images/{unknown}", want: [5]int{401, 404, 404, 404, 404}},
+	{route: "GET /api/v1/images/:id/file", path: "/api/v1/images/{owner_image}/file?format=png", want: [5]int{401, 404, 200, 404, 404}},
+	{route: "GET /api/v1/images/:id/file", path: "/api/v1/images/{owner_image}/file?size=thumb", want: [5]int{401, 404, 200, 404, 404}},
+	{route: "PATCH /api/v1/images/:id", path: "/api/v1/images/{owner_image}", body: fixed(`{"favourite":true}`), want: [5]int{401, 404, 200, 404, 404}},
+	{route: "DELETE /api/v1/images/:id", path: "/api/v1/images/{owner_image}", want: [5]int{401, 404, 204, 404, 404}},
+	{route: "POST /v1/images/generations", body: fixed(`{"prompt":"a red fox in snow","size":"64x64","steps":1}`), want: [5]int{401, 200, 200, 200, 200}},
+
+	// Pages: anonymous visitors are sent to sign in.
+	{route: "GET /generate", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "POST /generate", body: fixed("prompt=a+red+fox&size=64x64&steps=1&count=1"), hdr: formPost, want: [5]int{401, 303, 303, 303, 303}},
+	{route: "POST /generations/:id/cancel", path: "/generations/{owner_gen}/cancel", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 404, 303, 404, 404}},
+	{route: "GET /gallery", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "POST /gallery/bulk", body: fixed("action=zip&id={owner_image}"), hdr: formPost, want: [5]int{401, 404, 200, 404, 404}},
+	{route: "GET /images/:id", path: "/images/{owner_image}", want: [5]int{303, 404, 200, 404, 404}},
+	{route: "POST /images/:id/delete", path: "/images/{owner_image}/delete", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 404, 303, 404, 404}},
+	{route: "POST /images/:id/favourite", path: "/images/{owner_image}/favourite", hdr: formPost, body: fixed("favourite=1"), want: [5]int{401, 404, 303, 404, 404}},
+
 	// Admins.
+	{route: "GET /api/v1/admin/backends", want: [5]int{401, 403, 403, 403, 200}},
 	{route: "GET /api/v1/admin/users", want: [5]int{401, 403, 403, 403, 200}},
 	{route: "POST /api/v1/admin/users", body: func(who int) string {
 		return `{"email":"made@example.com","username":"madebyadmin","role":"user","age_confirmed":true}`
@@ -109,6 +142,8 @@ type authzFixtures struct {
 	who          [5]*client
 	ownerSession string // a second session of the owner's
 	ownerKey     string // an API key of the owner's
+	ownerGen     string // a finished generation of the owner's
+	ownerImage   string // its image
 }
 
 func startTOTPForAll(t *testing.T, f *authzFixtures) {
@@ -145,7 +180,36 @@ func newAuthzFixtures(t *testing.T) *authzFixtures {
 	second := env.login(t, "owner1")
 	f.ownerSession = sessionIDOf(t, second)
 	_, f.ownerKey = f.who[owner].apiKey(t, "read")
+	f.ownerGen, f.ownerImage = generateAndWait(t, f.who[owner])
 	return f
+}
+
+// generateAndWait makes one small image as c and returns the generation
+// and image ids once it is stored (bounded wait).
+func generateAndWait(t *testing.T, c *client) (genID, imageID string) {
+	t.Helper()
+	r := c.do("POST", "/api/v1/generations", `{"prompt":"a quiet harbour at dawn","width":64,"height":64,"steps":1}`)
+	if r.Code != http.StatusAccepted {
+		t.Fatalf("generate: %d %s", r.Code, r.Body)
+	}
+	genID = r.json(t)["id"].(string)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		g := c.do("GET", "/api/v1/generations/"+genID, "").json(t)
+		switch g["status"] {
+		case "succeeded":
+			ids := g["image_ids"].([]any)
+			if len(ids) != 1 {
+				t.Fatalf("succeeded with %d images", len(ids))
+			}
+			return genID, ids[0].(string)
+		case "failed", "canceled":
+			t.Fatalf("generation ended %v: %v", g["status"], g["error"])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("generation did not finish within 20 s")
+	return "", ""
 }
 
 // sessionIDOf returns the id of c's current session.
@@ -163,7 +227,7 @@ func sessionIDOf(t *testing.T, c *client) string {
 
 func (f *authzFixtures) fill(path string) string {
 	return strings.NewReplacer("{owner}", f.who[owner].userID, "{owner_session}", f.ownerSession,
-		"{owner_key}", f.ownerKey, "{unknown}", unknownID).Replace(path)
+		"{owner_key}", f.ownerKey, "{owner_gen}", f.ownerGen, "{owner_image}", f.ownerImage, "{unknown}", unknownID).Replace(path)
 }
 
 func TestAuthzMatrixCoversEveryRoute(t *testing.T) {
@@ -213,13 +277,13 @@ func TestAuthzMatrix(t *testing.T) {
 			for who, want := range row.want {
 				body := ""
 				if row.body != nil {
-					body = row.body(who)
+					body = f.fill(row.body(who))
 				}
-				r := f.who[who].do(method, p, body)
+				r := f.who[who].do(method, p, body, row.hdr...)
 				if r.Code != want {
 					t.Errorf("%s: %s %s = %d, want %d; body %s", identityNames[who], method, p, r.Code, want, r.Body)
 				}
-				if r.Code >= 400 && r.Code != http.StatusMethodNotAllowed && r.errCode(t) == "" {
+				if r.Code >= 400 && r.Code != http.StatusMethodNotAllowed && isAPI(p) && r.errCode(t) == "" {
 					t.Errorf("%s: error response without an error code: %s", identityNames[who], r.Body)
 				}
 			}

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"zimage/app/auth"
+	"zimage/app/backend"
+	"zimage/app/media"
+	"zimage/app/queue"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
 )
@@ -40,6 +43,35 @@ type authEnv struct {
 	db    *sqlite.DB
 	auth  *auth.Service
 	clock *testClock
+	queue *queue.Queue
+	media *media.Store
+}
+
+// newPipeline starts the real generation pipeline on the builtin renderer:
+// pool, queue and media store over the test's database and keyring.
+func newPipeline(t testing.TB, dir string, db *sqlite.DB, keys *vault.Vault) (*queue.Queue, *media.Store) {
+	t.Helper()
+	b, err := backend.NewBuiltin(backend.Options{Name: "builtin", Kind: backend.KindBuiltin, Slots: 1, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := backend.NewPool([]backend.Backend{b}, map[string]int{"builtin": 1}, backend.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := media.New(dir, db, keys, media.Options{ImagesRetention: 90 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := queue.New(db, pool, keys, media.Sink{Media: m}, queue.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	pool.Start(ctx)
+	m.Start(ctx)
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Stop(); m.Stop(); cancel() })
+	return q, m
 }
 
 // newAuthEnv builds a real server over a real database and keyring in a
@@ -66,11 +98,12 @@ func newAuthEnv(t testing.TB, opts auth.Options, wopts Options) *authEnv {
 	if wopts.MaxBodyBytes == 0 {
 		wopts.MaxBodyBytes = 1 << 20
 	}
-	s, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Deps{DB: db, Auth: svc}, wopts)
+	q, m := newPipeline(t, dir, db, keys)
+	s, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Deps{DB: db, Auth: svc, Queue: q, Media: m}, wopts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &authEnv{s: s, db: db, auth: svc, clock: clock}
+	return &authEnv{s: s, db: db, auth: svc, clock: clock, queue: q, media: m}
 }
 
 // client is one caller: a browser (cookie + CSRF token) or a script
@@ -109,6 +142,13 @@ func (r response) errCode(t testing.TB) string {
 // do sends a request as the client; a JSON body gets the content type.
 func (c *client) do(method, path, body string, hdr ...string) response {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if strings.HasPrefix(path, "/api/v1/events") {
+		// The event stream never ends by itself: hang up after a moment,
+		// as a closed tab would.
+		ctx, cancel := context.WithTimeout(req.Context(), 200*time.Millisecond)
+		defer cancel()
+		req = req.WithContext(ctx)
+	}
 	req.RemoteAddr = c.ip + ":40000"
 	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0")
 	if body != "" {

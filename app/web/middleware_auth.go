@@ -255,3 +255,18 @@ func (s *Server) fillPage(c echo.Context, p *page) {
 		p.CSRF = auth.CSRFToken([]byte(pr.Token))
 	}
 }
+
+// requirePage admits a signed-in browser session to an HTML page, and sends
+// anyone else to the sign-in page, which returns them here afterwards.
+func (s *Server) requirePage(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p := currentUser(c)
+		if p == nil || p.Session == nil {
+			if c.Request().Method != http.MethodGet {
+				return errSignIn(c)
+			}
+			return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+		}
+		return next(c)
+	}
+}

@@ -54,8 +54,38 @@ func (s *Server) routes() {
 	api.POST("/me/api-keys", s.handleMeAPIKeyCreate, session)
 	api.DELETE("/me/api-keys/:id", s.handleMeAPIKeyDelete, session)
 
+	// API: generations and images, the caller's own only (another
+	// person's ids answer 404).
+	generate := s.requireUser(app.ScopeGenerate)
+	api.POST("/generations", s.createGeneration, generate)
+	api.GET("/generations", s.listGenerations, read)
+	api.GET("/generations/:id", s.showGeneration, read)
+	api.POST("/generations/:id/cancel", s.cancelGeneration, generate)
+	api.GET("/events", s.streamEvents, read)
+	api.GET("/images", s.listImages, read)
+	api.GET("/images/:id", s.showImage, read)
+	api.GET("/images/:id/file", s.imageFile, read)
+	api.PATCH("/images/:id", s.updateImage, generate)
+	api.DELETE("/images/:id", s.deleteImage, generate)
+
+	// OpenAI-compatible images API, for existing clients (API key with the
+	// generate scope, or a session).
+	e.POST("/v1/images/generations", s.openAIGenerate, generate)
+
+	// Pages for signed-in people; anonymous visitors are sent to sign in.
+	pages := s.requirePage
+	e.GET("/generate", s.generateForm, pages)
+	e.POST("/generate", s.generateSubmit, pages)
+	e.POST("/generations/:id/cancel", s.cancelGenerationForm, pages)
+	e.GET("/gallery", s.galleryView, pages)
+	e.POST("/gallery/bulk", s.galleryBulk, pages)
+	e.GET("/images/:id", s.imageView, pages)
+	e.POST("/images/:id/delete", s.imageDeleteForm, pages)
+	e.POST("/images/:id/favourite", s.imageFavouriteForm, pages)
+
 	// API: admins.
 	admin := s.requireAdmin
+	api.GET("/admin/backends", s.adminBackends, admin)
 	api.GET("/admin/users", s.handleAdminUsers, admin)
 	api.POST("/admin/users", s.handleAdminUserCreate, admin)
 	api.PATCH("/admin/users/:id", s.handleAdminUserUpdate, admin)

@@ -13,8 +13,11 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"zimage/app"
 	"zimage/app/auth"
+	"zimage/app/media"
 	"zimage/app/privacy"
+	"zimage/app/queue"
 	"zimage/app/sqlite"
 	"zimage/ui"
 )
@@ -33,6 +36,9 @@ type Options struct {
 	// BaseURL is server.base_url; when it is https, session cookies are
 	// Secure even on requests a TLS-terminating proxy forwarded as HTTP.
 	BaseURL string
+	// Limits and DefaultSteps shape the generate form and API defaults.
+	Limits       app.GenerationLimits
+	DefaultSteps int
 }
 
 // Deps are the services handlers call. More join as they are built; a
@@ -43,6 +49,8 @@ type Deps struct {
 	// Policies serves the privacy policy's versions; nil leaves /privacy
 	// answering 503.
 	Policies *privacy.Policies
+	Queue    *queue.Queue
+	Media    *media.Store
 }
 
 // Server holds the dependencies every handler may use.
@@ -52,6 +60,8 @@ type Server struct {
 	db       *sqlite.DB
 	auth     *auth.Service
 	policies *privacy.Policies
+	queue    *queue.Queue
+	media    *media.Store
 	opts     Options
 	metrics  *metrics
 	assets   *assets
@@ -72,7 +82,7 @@ func New(log *slog.Logger, deps Deps, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{e: echo.New(), log: log, db: deps.DB, auth: deps.Auth, policies: deps.Policies, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
+	s := &Server{e: echo.New(), log: log, db: deps.DB, auth: deps.Auth, policies: deps.Policies, queue: deps.Queue, media: deps.Media, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.handleError
 	s.e.IPExtractor = ipExtractor(opts.TrustedProxies)

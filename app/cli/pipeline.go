@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"zimage/app"
+	"zimage/app/backend"
+	"zimage/app/config"
+	"zimage/app/media"
+	"zimage/app/queue"
+	"zimage/app/sqlite"
+	"zimage/app/vault"
+)
+
+// pipeline is the generation path: backends in a pool, the queue, and the
+// media store the queue saves results into.
+type pipeline struct {
+	pool   *backend.Pool
+	queue  *queue.Queue
+	media  *media.Store
+	cancel context.CancelFunc
+}
+
+// startPipeline builds the backends from [[backends]] and starts pool,
+// media workers and queue (which re-queues jobs a crash left running).
+func startPipeline(ctx context.Context, cfg config.Config, db *sqlite.DB, keys *vault.Vault, log *slog.Logger) (*pipeline, error) {
+	bs, slots, err := buildBackends(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := backend.NewPool(bs, slots, backend.PoolOptions{})
+	if err != nil {
+		return nil, err
+	}
+	m, err := media.New(cfg.Server.DataDir, db, keys, media.Options{ImagesRetention: cfg.Retention.Images.D(), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	q := queue.New(db, pool, keys, media.Sink{Media: m}, queue.Options{
+		MaxQueuedPerUser:  cfg.Queue.MaxQueuedPerUser,
+		MaxRunningPerUser: cfg.Queue.MaxRunningPerUser,
+		JobTimeout:        cfg.Queue.JobTimeout.D(),
+		WaitForBackend:    cfg.Queue.WaitForBackend.D(),
+		Limits:            generationLimits(cfg),
+		Logger:            log,
+	})
+	// The pipeline outlives the request context's cancellation at shutdown:
+	// stop() ends it after the HTTP servers have drained.
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	pool.Start(pctx)
+	m.Start(pctx)
+	if err := q.Start(pctx); err != nil {
+		m.Stop()
+		cancel()
+		return nil, err
+	}
+	for _, b := range bs {
+		log.Info("backend configured", "name", b.Name(), "kind", b.Kind(), "no_ai_model", b.Kind() == backend.KindBuiltin)
+	}
+	return &pipeline{pool: pool, queue: q, media: m, cancel: cancel}, nil
+}
+
+// stop lets running jobs end (bounded), finishes pending thumbnails, then
+// stops health checks.
+func (p *pipeline) stop() {
+	p.queue.Stop()
+	p.media.Stop()
+	p.cancel()
+}
+
+func buildBackends(cfg config.Config) ([]backend.Backend, map[string]int, error) {
+	var bs []backend.Backend
+	slots := map[string]int{}
+	for i, bc := range cfg.Backends {
+		o := backend.Options{Name: bc.Name, Kind: bc.Kind, URL: bc.URL, Slots: bc.Slots, Timeout: bc.Timeout.D(),
+			Model: bc.Model, Models: bc.Models, APIKey: bc.APIKey, WorkflowMap: bc.WorkflowMap}
+		if bc.Workflow != "" {
+			data, err := os.ReadFile(bc.Workflow)
+			if err != nil {
+				return nil, nil, &config.Error{Key: fmt.Sprintf("backends[%d].workflow", i), Value: bc.Workflow, Allowed: "cannot read the workflow file: " + unwrapPathErr(err).Error()}
+			}
+			o.Workflow = data
+		}
+		b, err := backend.New(o)
+		if err != nil {
+			return nil, nil, &config.Error{Key: fmt.Sprintf("backends[%d]", i), Value: bc.Name, Allowed: errMessage(err)}
+		}
+		bs = append(bs, b)
+		slots[bc.Name] = bc.Slots
+	}
+	return bs, slots, nil
+}
+
+func generationLimits(cfg config.Config) app.GenerationLimits {
+	g := cfg.Generation
+	return app.GenerationLimits{MaxSide: g.MaxSide, MaxPixels: g.MaxPixels, MaxSteps: g.MaxSteps, MaxCount: g.MaxCount, MaxPromptLength: g.MaxPromptLength}
+}
+
+// humanWindow writes a retention window as people read it: "90 days",
+// "12 months".
+func humanWindow(d time.Duration) string {
+	days := int(d.Hours() / 24)
+	switch {
+	case days >= 360 && days%365 == 0:
+		return plural(days/365*12, "month")
+	case days >= 30 && days%30 == 0 && days%365 != 0 && days > 90:
+		return plural(days/30, "month")
+	case days >= 1:
+		return plural(days, "day")
+	}
+	return d.String()
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

@@ -1,0 +1,33 @@
+package media
+
+import (
+	"context"
+
+	"zimage/app"
+	"zimage/app/backend"
+)
+
+// Sink stores a finished generation's images for the queue (it satisfies
+// queue.Sink without media importing the queue).
+type Sink struct {
+	Media *Store
+	// Options returns the owner's save preferences; nil means defaults
+	// (parameters not embedded in files).
+	Options func(ctx context.Context, userID string) SaveOptions
+}
+
+// Store saves res as g's images and returns their ids.
+func (s Sink) Store(ctx context.Context, g app.Generation, res backend.Result) ([]string, error) {
+	var opts SaveOptions
+	if s.Options != nil {
+		opts = s.Options(ctx, g.UserID)
+	}
+	backendName := g.AssignedBackend
+	if backendName == "" {
+		backendName = g.Backend
+	}
+	return s.Media.Save(ctx, GenerationInfo{
+		ID: g.ID, UserID: g.UserID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Steps: g.Steps,
+		Guidance: g.Guidance, Backend: backendName, Model: g.Model, Seed: g.Seed, Count: g.Count, QueuedAt: g.CreatedAt,
+	}, res, opts)
+}

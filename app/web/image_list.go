@@ -1,0 +1,37 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// listImages pages the person's gallery newest first: ?cursor=&limit=&q=.
+// A search may return a short page with a next cursor (prompts are sealed,
+// so a page scans a bounded number of rows); keep going while next is set.
+func (s *Server) listImages(c echo.Context) error {
+	u := currentUser(c).User
+	limit, err := queryLimit(c, 50, 100)
+	if err != nil {
+		return err
+	}
+	imgs, next, err := s.media.List(c.Request().Context(), u.ID, c.QueryParam("cursor"), limit, c.QueryParam("q"))
+	if err != nil {
+		return err
+	}
+	now := s.db.Now()
+	out := make([]imageJSON, 0, len(imgs))
+	for _, i := range imgs {
+		out = append(out, toImageJSON(i, now))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"images": out, "next": next})
+}
+
+func (s *Server) showImage(c echo.Context) error {
+	u := currentUser(c).User
+	img, err := s.media.Get(c.Request().Context(), u.ID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toImageJSON(img, s.db.Now()))
+}
