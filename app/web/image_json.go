@@ -31,7 +31,9 @@ type imageJSON struct {
 	DeletesInDays      int       `json:"deletes_in_days"`
 	RenderMillis       int64     `json:"render_ms,omitempty"`
 	WaitMillis         int64     `json:"wait_ms,omitempty"`
-	URLs               imageURLs `json:"urls"`
+	// BackendFinishedAt is when the backend's last byte arrived.
+	BackendFinishedAt *time.Time `json:"backend_finished_at,omitempty"`
+	URLs              imageURLs  `json:"urls"`
 }
 
 type imageURLs struct {
@@ -60,6 +62,7 @@ func toImageJSON(i app.Image, now time.Time) imageJSON {
 		ParametersEmbedded: i.ParametersEmbedded, CreatedAt: i.CreatedAt, ExpiresAt: i.ExpiresAt,
 		DeletesInDays: daysLeft(i.ExpiresAt, now),
 		RenderMillis:  i.RenderTime().Milliseconds(), WaitMillis: i.WaitTime().Milliseconds(),
-		URLs: imageURLs{Original: base + "?format=png", WebP: base + "?format=webp", Thumb: base + "?size=thumb", Page: "/images/" + i.ID},
+		BackendFinishedAt: timePtr(i.FinishedAt),
+		URLs:              imageURLs{Original: base + "?format=png", WebP: base + "?format=webp", Thumb: base + "?size=thumb", Page: "/images/" + i.ID},
 	}
 }
