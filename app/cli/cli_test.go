@@ -236,4 +236,14 @@ func TestDoctor(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "FAIL data_dir") || !strings.Contains(out, "chmod 700") || !strings.Contains(out, "FAIL database") {
 		t.Errorf("broken doctor: %d\n%s", code, out)
 	}
+
+	// A model server that does not answer is named with what is wrong.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	cfgFile := writeFile(t, t.TempDir(), "z.toml", "[server]\ndata_dir = \""+t.TempDir()+"\"\n[[backends]]\nname = \"gpu0\"\nkind = \"comfyui\"\nurl = \"http://"+addr+"\"\nslots = 1\ntimeout = \"1m\"\n")
+	code, out, _ = run(t, nil, "doctor", "--config", cfgFile)
+	if code == 0 || !strings.Contains(out, "FAIL backends") || !strings.Contains(out, "gpu0") {
+		t.Errorf("doctor with a dead backend: %d\n%s", code, out)
+	}
 }

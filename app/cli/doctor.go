@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"zimage/app/certs"
 	"zimage/app/config"
 	"zimage/app/sqlite"
+	"zimage/app/vault"
 )
 
 type check struct {
@@ -27,10 +30,10 @@ func runDoctor(ctx context.Context, env Env, args []string) error {
 		if cfgErr != nil {
 			return false, cfgErr.Error()
 		}
-		return true, fmt.Sprintf("%s is valid", orDefaults(*cfgPath))
+		return true, fmt.Sprintf("%s: valid", orDefaults(*cfgPath))
 	}}}
 	if cfgErr == nil {
-		checks = append(checks, doctorChecks(ctx, cfg)...)
+		checks = append(checks, doctorChecks(ctx, cfg, env.Environ)...)
 	}
 	failed := 0
 	for _, c := range checks {
@@ -55,7 +58,7 @@ func orDefaults(path string) string {
 	return path
 }
 
-func doctorChecks(ctx context.Context, cfg config.Config) []check {
+func doctorChecks(ctx context.Context, cfg config.Config, environ []string) []check {
 	dir := cfg.Server.DataDir
 	dbPath := filepath.Join(dir, "zimage.db")
 	return []check{
@@ -94,6 +97,44 @@ func doctorChecks(ctx context.Context, cfg config.Config) []check {
 			}
 			v, _ := db.SchemaVersion(ctx)
 			return true, fmt.Sprintf("%s passes the integrity check (schema %d)", dbPath, v)
+		}},
+		{"master key", func() (bool, string) {
+			if lookupEnv(environ, "ZIMAGE_MASTER_KEY") != "" {
+				return true, "taken from ZIMAGE_MASTER_KEY"
+			}
+			path := filepath.Join(dir, vault.MasterKeyFile)
+			fi, err := os.Stat(path)
+			if os.IsNotExist(err) {
+				if _, err := os.Stat(filepath.Join(dir, vault.KeyringFile)); err == nil {
+					return false, fmt.Sprintf("%s is missing but a keyring exists: restore master.key from your key backup, or nothing sealed can be read", path)
+				}
+				return true, "not created yet; zimage serve creates it (mode 0600) — back it up once it exists"
+			} else if err != nil {
+				return false, err.Error()
+			}
+			if fi.Mode().Perm()&0o077 != 0 {
+				return false, fmt.Sprintf("%s is readable by other users (mode %04o): run chmod 600 %s", path, fi.Mode().Perm(), path)
+			}
+			return true, fmt.Sprintf("%s is private (mode %04o)", path, fi.Mode().Perm())
+		}},
+		{"backends", func() (bool, string) {
+			bs, _, err := buildBackends(cfg)
+			if err != nil {
+				return false, errMessage(err)
+			}
+			var down []string
+			for _, b := range bs {
+				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err := b.Health(hctx)
+				cancel()
+				if err != nil {
+					down = append(down, fmt.Sprintf("%s: %s", b.Name(), errMessage(err)))
+				}
+			}
+			if len(down) > 0 {
+				return false, strings.Join(down, "; ")
+			}
+			return true, fmt.Sprintf("%d backend(s) answer their health check", len(bs))
 		}},
 		{"tls", func() (bool, string) {
 			switch cfg.TLS.Mode {
