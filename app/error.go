@@ -18,6 +18,7 @@ const (
 	EFORBIDDEN    = "forbidden"    // credentials are valid but not allowed to do this
 	ENOTFOUND     = "not_found"    // no such thing, or not yours (never tell which)
 	ECONFLICT     = "conflict"     // it already exists, or its state does not allow this
+	EGONE         = "gone"         // it existed but has expired for good (an export past its window)
 	ETOOLARGE     = "too_large"    // the body or a value is larger than allowed
 	ERATELIMITED  = "rate_limited" // slow down; RetryAfter says for how long
 	EUNAVAILABLE  = "unavailable"  // a dependency (model server, disk) is not ready

@@ -64,6 +64,8 @@ func commands() []command {
 		{"retention", "retention run [--as-of TIME] [--dry-run] | status: run the retention jobs now, or show their runs", runRetention},
 		{"policy", "policy show | publish: print or publish the privacy policy rendered from the config", runPolicy},
 		{"user", "user create|list|disable: manage accounts (create works whatever the sign-up mode)", runUser},
+		{"export", "export --user USER --out FILE: write a person's data export (decrypted ZIP) for a legal request; audited", runExport},
+		{"training", "training export --out DIR: dataset of prompts and images from people who opted in to training use; audited", runTraining},
 		{"audit", "audit verify: check the hash-chained audit log; exits 1 if an entry was changed or removed", runAudit},
 		{"version", "print the version", runVersion},
 	}

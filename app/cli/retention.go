@@ -14,6 +14,7 @@ import (
 	"zimage/app"
 	"zimage/app/config"
 	"zimage/app/media"
+	"zimage/app/privacy"
 	"zimage/app/retention"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
@@ -25,6 +26,9 @@ import (
 type retentionDeps struct {
 	Keys   retention.KeyringPruner
 	Images retention.ImageSweeper
+	// Accounts purges deleted accounts; nil (dry runs, status) counts
+	// them from the database alone.
+	Accounts accountPurger
 }
 
 // newRetentionRunner registers one job per retention window; serve
@@ -35,6 +39,8 @@ func newRetentionRunner(cfg config.Config, db *sqlite.DB, log *slog.Logger, deps
 	if deps.Images != nil {
 		jobs = append(jobs, retention.ImagesJob(cfg.Retention.Images.D(), deps.Images))
 	}
+	jobs = append(jobs, rightsRetentionJobs(cfg, db)...)
+	jobs = append(jobs, deletedAccountsJob(cfg.Retention.DeletedAccounts.D(), db, deps.Accounts))
 	for _, j := range jobs {
 		if err := r.Register(j); err != nil {
 			return nil, err
@@ -181,6 +187,7 @@ func runRetentionRun(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		deps.Images = m
+		deps.Accounts = privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: keys, Media: m, Log: log})
 	}
 	runner, err := newRetentionRunner(cfg, db, log, deps)
 	if err != nil {
@@ -259,4 +266,33 @@ func runRetentionStatus(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, config.Duration(st.Window), last, removed, files, errText, st.Next.Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// accountPurger is what the deleted-accounts job calls; *privacy.Controls
+// is one.
+type accountPurger interface {
+	PurgeDeleted(ctx context.Context, cutoff time.Time, batch int) (privacy.PurgeResult, error)
+}
+
+// deletedAccountsJob physically removes deleted accounts. Their key is
+// destroyed at deletion, so nothing of theirs can be read from then on;
+// the purge runs at the first run after the deletion rather than waiting
+// for the window, which is the maximum the policy promises. Held accounts
+// are skipped.
+func deletedAccountsJob(window time.Duration, db *sqlite.DB, purger accountPurger) retention.Job {
+	return retention.Job{
+		Name:   "deleted-accounts",
+		Window: window,
+		Run: func(ctx context.Context, asOf time.Time, dryRun bool, batch int) (retention.Result, error) {
+			if dryRun || purger == nil {
+				n, err := db.CountPurgeableUsers(ctx, asOf)
+				if err == nil && !dryRun && n > 0 {
+					err = fmt.Errorf("retention: %d deleted account(s) wait for their purge, but this run cannot remove them (no keyring open)", n)
+				}
+				return retention.Result{Removed: n}, err
+			}
+			res, err := purger.PurgeDeleted(ctx, asOf, batch)
+			return retention.Result{Removed: res.Accounts, Files: res.Files, Details: res.Rows}, err
+		},
+	}
 }

@@ -195,7 +195,8 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	defer db.Close()
 
 	accounts := auth.New(db, keys, authOptions(cfg, log))
-	policies := privacy.NewPolicies(db, log, nil)
+	// Significant policy changes queue a notice to everyone in the outbox.
+	policies := privacy.NewPolicies(db, log, privacy.MailNotifier{DB: db, Vault: keys, Log: log})
 	if err := syncPolicy(ctx, cfg, policies, log); err != nil {
 		return err
 	}
@@ -204,7 +205,12 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		return err
 	}
 	defer pipe.stop()
-	srv, err := web.New(log, web.Deps{DB: db, Auth: accounts, Policies: policies, Queue: pipe.queue, Media: pipe.media}, web.Options{
+	controls := privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: keys, Hasher: accounts.Options().Hasher, Jobs: pipe.queue, Media: pipe.media, Log: log})
+	rights, stopRights := startRights(ctx, cfg, db, keys, accounts, pipe.media, policies, log)
+	defer stopRights()
+	srv, err := web.New(log, web.Deps{DB: db, Auth: accounts, Policies: policies, Queue: pipe.queue, Media: pipe.media,
+		Support: rights.support, Exports: rights.exports, Requests: rights.requests, Usage: rights.usage,
+		Rights: controls}, web.Options{
 		BaseURL:         cfg.Server.BaseURL,
 		Version:         Version(),
 		MaxBodyBytes:    cfg.Server.MaxBodyBytes,
@@ -221,7 +227,7 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	}
 
 	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	runner, err := newRetentionRunner(cfg, db, log, retentionDeps{Keys: keys, Images: pipe.media})
+	runner, err := newRetentionRunner(cfg, db, log, retentionDeps{Keys: keys, Images: pipe.media, Accounts: controls})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,9 @@ var migrations = []func(*sql.Tx) error{
 	migrateImages,
 	migrateAccounts,
 	migratePolicy,
+	migrateRights,
+	migrateErasure,
+	migrateConsents,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

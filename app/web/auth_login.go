@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"zimage/app"
 	"zimage/app/auth"
 )
 
@@ -30,6 +31,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 		return err
 	}
 	s.setSessionCookie(c, res.Token, res.Session.ExpiresAt)
+	s.recordUsageFor(c, res.User.ID, app.UsageLogin)
 	prof, err := s.auth.Profile(c.Request().Context(), res.User.ID)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -117,6 +118,54 @@ var authzRows = []authzRow{
 	{route: "POST /images/:id/delete", path: "/images/{owner_image}/delete", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 404, 303, 404, 404}},
 	{route: "POST /images/:id/favourite", path: "/images/{owner_image}/favourite", hdr: formPost, body: fixed("favourite=1"), want: [5]int{401, 404, 303, 404, 404}},
 
+	// Account, settings and admin pages (page_auth.go, page_settings.go,
+	// page_admin.go). Sign-up, sign-in and reset are for anyone; a
+	// signed-in visitor of /signup or /login is sent on. Revoking a session
+	// or key that is not one's own answers like an ended one (303 with a
+	// notice), so the owner column is the one that changes state; the page
+	// tests check that nothing of the owner's was touched.
+	{route: "GET /signup", want: [5]int{200, 303, 303, 303, 303}},
+	{route: "POST /signup", hdr: formPost, body: func(who int) string {
+		return fmt.Sprintf("email=page%d%%40example.com&username=pagecomer%d&password=%s&age_confirmed=1", who, who, url.QueryEscape(testPassword))
+	}, want: [5]int{303, 303, 303, 303, 303}},
+	{route: "GET /login", want: [5]int{200, 303, 303, 303, 303}},
+	{route: "POST /login", hdr: formPost, body: fixed("login=owner1&password=" + url.QueryEscape(testPassword)), want: [5]int{303, 303, 303, 303, 303}},
+	{route: "POST /login/2fa", hdr: formPost, body: fixed("ticket=forged&code=123456"), want: [5]int{400, 400, 400, 400, 400}},
+	{route: "POST /logout", hdr: formPost, body: fixed("x=1"), want: [5]int{303, 303, 303, 303, 303}},
+	{route: "GET /reset", path: "/reset?token=zir_aaaaaaaa", want: [5]int{200, 200, 200, 200, 200}},
+	{route: "GET /reset", want: [5]int{400, 400, 400, 400, 400}},
+	{route: "POST /reset", hdr: formPost, body: fixed("token=zir_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&password=a+new+and+long+passphrase&password_confirm=a+new+and+long+passphrase"), want: [5]int{400, 400, 400, 400, 400}},
+	{route: "GET /support", want: [5]int{200, 200, 200, 200, 200}},
+	{route: "GET /settings", want: [5]int{303, 303, 303, 303, 303}},
+	{route: "GET /settings/profile", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "POST /settings/profile", hdr: formPost, body: fixed("display_name=Someone"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "GET /settings/password", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "POST /settings/password", hdr: formPost, body: fixed("current_password=" + url.QueryEscape(testPassword) + "&new_password=velvet+lantern+orbit+meadow&new_password_confirm=velvet+lantern+orbit+meadow"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "GET /settings/security", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "POST /settings/security/2fa", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 200, 200, 200, 200}},
+	{route: "POST /settings/security/2fa/confirm", prepare: startTOTPForAll, hdr: formPost, body: fixed("code=000000"), want: [5]int{401, 400, 400, 400, 400}},
+	{route: "POST /settings/security/2fa/disable", hdr: formPost, body: fixed("password=" + url.QueryEscape(testPassword) + "&code=000000"), want: [5]int{401, 303, 303, 303, 303}}, // already off
+	{route: "POST /settings/security/sessions/:id/revoke", path: "/settings/security/sessions/{owner_session}/revoke", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "POST /settings/security/sessions/revoke-others", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "GET /settings/api-keys", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "POST /settings/api-keys", hdr: formPost, body: fixed("name=laptop&scope=read"), want: [5]int{401, 201, 201, 201, 201}},
+	{route: "POST /settings/api-keys", hdr: formPost, body: fixed("name=laptop&scope=admin"), want: [5]int{401, 400, 400, 400, 201}},
+	{route: "POST /settings/api-keys/:id/revoke", path: "/settings/api-keys/{owner_key}/revoke", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "GET /settings/privacy", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "GET /settings/communications", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "GET /admin", want: [5]int{303, 403, 403, 403, 303}},
+	{route: "GET /admin/users", want: [5]int{303, 403, 403, 403, 200}},
+	{route: "POST /admin/users/:id/role", path: "/admin/users/{owner}/role", hdr: formPost, body: fixed("role=support"), want: [5]int{401, 403, 403, 403, 303}},
+	{route: "POST /admin/users/:id/role", path: "/admin/users/{unknown}/role", hdr: formPost, body: fixed("role=support"), want: [5]int{401, 403, 403, 403, 404}},
+	{route: "POST /admin/users/:id/status", path: "/admin/users/{owner}/status", hdr: formPost, body: fixed("disabled=1"), want: [5]int{401, 403, 403, 403, 303}},
+	{route: "POST /admin/users/:id/status", path: "/admin/users/{unknown}/status", hdr: formPost, body: fixed("disabled=1"), want: [5]int{401, 403, 403, 403, 404}},
+	{route: "POST /admin/users/:id/reset-link", path: "/admin/users/{owner}/reset-link", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 403, 403, 403, 201}},
+	{route: "POST /admin/users/:id/reset-link", path: "/admin/users/{unknown}/reset-link", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 403, 403, 403, 404}},
+	{route: "POST /admin/invites", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 403, 403, 403, 201}},
+	{route: "POST /admin/signup-mode", hdr: formPost, body: fixed("mode=invite"), want: [5]int{401, 403, 403, 403, 303}},
+	{route: "GET /admin/backends", want: [5]int{303, 403, 403, 403, 200}},
+	{route: "GET /admin/audit", want: [5]int{303, 403, 403, 403, 200}},
+
 	// Admins.
 	{route: "GET /api/v1/admin/backends", want: [5]int{401, 403, 403, 403, 200}},
 	{route: "GET /api/v1/admin/users", want: [5]int{401, 403, 403, 403, 200}},
@@ -135,6 +184,48 @@ var authzRows = []authzRow{
 	{route: "POST /api/v1/admin/invites", want: [5]int{401, 403, 403, 403, 201}},
 	{route: "PUT /api/v1/admin/settings/signup", body: fixed(`{"mode":"invite"}`), want: [5]int{401, 403, 403, 403, 200}},
 	{route: "GET /api/v1/admin/audit", want: [5]int{401, 403, 403, 403, 200}},
+
+	// Privacy controls: deletion, consents, restriction, policy
+	// acknowledgement (a session of one's own), legal holds and the
+	// under-13 action (admins).
+	{route: "DELETE /api/v1/me", body: fixed(`{"password":"` + testPassword + `"}`), want: [5]int{401, 204, 204, 204, 409}}, // the only admin stays
+	{route: "DELETE /api/v1/me", body: fixed(`{"password":"not the password"}`), want: [5]int{401, 403, 403, 403, 403}},
+	{route: "GET /api/v1/me/consents", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "POST /api/v1/me/consents", body: fixed(`{"purpose":"training","granted":true}`), want: [5]int{401, 200, 200, 200, 200}},
+	{route: "POST /api/v1/me/restrict", body: fixed(`{"restricted":true}`), want: [5]int{401, 200, 200, 200, 200}},
+	{route: "POST /api/v1/me/policy-ack", prepare: publishSignificantPolicy, body: fixed(`{"version":1}`), want: [5]int{401, 204, 204, 204, 204}},
+	{route: "POST /api/v1/me/policy-ack", body: fixed(`{"version":7}`), want: [5]int{401, 404, 404, 404, 404}},
+	{route: "GET /api/v1/admin/users/:id/hold", path: "/api/v1/admin/users/{owner}/hold", prepare: holdOwner, want: [5]int{401, 403, 403, 403, 200}},
+	{route: "GET /api/v1/admin/users/:id/hold", path: "/api/v1/admin/users/{owner}/hold", want: [5]int{401, 403, 403, 403, 404}},
+	{route: "POST /api/v1/admin/users/:id/hold", path: "/api/v1/admin/users/{owner}/hold", body: fixed(`{"reason":"Preservation order 2026-114"}`), want: [5]int{401, 403, 403, 403, 200}},
+	{route: "POST /api/v1/admin/users/:id/hold", path: "/api/v1/admin/users/{unknown}/hold", body: fixed(`{"reason":"Preservation order 2026-114"}`), want: [5]int{401, 403, 403, 403, 404}},
+	{route: "DELETE /api/v1/admin/users/:id/hold", path: "/api/v1/admin/users/{owner}/hold", prepare: holdOwner, want: [5]int{401, 403, 403, 403, 204}},
+	{route: "DELETE /api/v1/admin/users/:id/hold", path: "/api/v1/admin/users/{unknown}/hold", want: [5]int{401, 403, 403, 403, 404}},
+	{route: "POST /api/v1/admin/users/:id/under-13", path: "/api/v1/admin/users/{owner}/under-13", body: fixed(`{"note":"reported by a parent"}`), want: [5]int{401, 403, 403, 403, 204}},
+	{route: "POST /api/v1/admin/users/:id/under-13", path: "/api/v1/admin/users/{unknown}/under-13", want: [5]int{401, 403, 403, 403, 404}},
+
+	// Exports, data-rights requests and support tickets: one's own (a
+	// session for anything that files or downloads); the staff queue for
+	// support and admins only; the request queue for admins only.
+	{route: "POST /api/v1/me/exports", want: [5]int{401, 202, 202, 202, 202}},
+	{route: "GET /api/v1/me/exports", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /api/v1/me/exports/:id", path: "/api/v1/me/exports/{owner_export}", prepare: ownerExportReady, want: [5]int{401, 404, 200, 404, 404}},
+	{route: "GET /api/v1/me/exports/:id/download", path: "/api/v1/me/exports/{owner_export}/download", prepare: ownerExportReady, want: [5]int{401, 404, 200, 404, 404}},
+	{route: "GET /api/v1/me/exports/:id/download", path: "/api/v1/me/exports/{unknown}/download", want: [5]int{401, 404, 404, 404, 404}},
+	{route: "GET /api/v1/me/requests", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "POST /api/v1/me/requests", body: fixed(`{"kind":"rectify","details":"My display name is misspelt."}`), want: [5]int{401, 201, 201, 201, 201}},
+	{route: "GET /api/v1/admin/requests", want: [5]int{401, 403, 403, 403, 200}},
+	{route: "POST /api/v1/admin/requests/:id/close", path: "/api/v1/admin/requests/{owner_request}/close", prepare: ownerRequest, body: fixed(`{"resolution":"Corrected the display name."}`), want: [5]int{401, 403, 403, 403, 200}},
+	{route: "POST /api/v1/admin/requests/:id/close", path: "/api/v1/admin/requests/{unknown}/close", body: fixed(`{"resolution":"Done."}`), want: [5]int{401, 403, 403, 403, 404}},
+	{route: "GET /api/v1/tickets", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "POST /api/v1/tickets", body: fixed(`{"subject":"Lost image","body":"An image vanished from my gallery."}`), want: [5]int{401, 201, 201, 201, 201}},
+	{route: "GET /api/v1/tickets/:id", path: "/api/v1/tickets/{owner_ticket}", prepare: ownerTicket, want: [5]int{401, 404, 200, 404, 404}},
+	{route: "POST /api/v1/tickets/:id/messages", path: "/api/v1/tickets/{owner_ticket}/messages", prepare: ownerTicket, body: fixed(`{"body":"Any news?"}`), want: [5]int{401, 404, 201, 404, 404}},
+	{route: "GET /api/v1/support/tickets", want: [5]int{401, 403, 403, 200, 200}},
+	{route: "GET /api/v1/support/tickets/:id", path: "/api/v1/support/tickets/{owner_ticket}", prepare: ownerTicket, want: [5]int{401, 403, 403, 200, 200}},
+	{route: "GET /api/v1/support/tickets/:id", path: "/api/v1/support/tickets/{unknown}", want: [5]int{401, 403, 403, 404, 404}},
+	{route: "POST /api/v1/support/tickets/:id/messages", path: "/api/v1/support/tickets/{owner_ticket}/messages", prepare: ownerTicket, body: fixed(`{"body":"Looking into it."}`), want: [5]int{401, 403, 403, 201, 201}},
+	{route: "POST /api/v1/support/tickets/:id/close", path: "/api/v1/support/tickets/{owner_ticket}/close", prepare: ownerTicket, want: [5]int{401, 403, 403, 204, 204}},
 }
 
 type authzFixtures struct {
@@ -144,6 +235,8 @@ type authzFixtures struct {
 	ownerKey     string // an API key of the owner's
 	ownerGen     string // a finished generation of the owner's
 	ownerImage   string // its image
+	// vars are placeholders prepare hooks add ("{owner_ticket}" → id).
+	vars map[string]string
 }
 
 func startTOTPForAll(t *testing.T, f *authzFixtures) {
@@ -226,6 +319,9 @@ func sessionIDOf(t *testing.T, c *client) string {
 }
 
 func (f *authzFixtures) fill(path string) string {
+	for k, v := range f.vars {
+		path = strings.ReplaceAll(path, k, v)
+	}
 	return strings.NewReplacer("{owner}", f.who[owner].userID, "{owner_session}", f.ownerSession,
 		"{owner_key}", f.ownerKey, "{owner_gen}", f.ownerGen, "{owner_image}", f.ownerImage, "{unknown}", unknownID).Replace(path)
 }

@@ -18,6 +18,7 @@ var statusOf = map[string]int{
 	app.EFORBIDDEN:    http.StatusForbidden,
 	app.ENOTFOUND:     http.StatusNotFound,
 	app.ECONFLICT:     http.StatusConflict,
+	app.EGONE:         http.StatusGone,
 	app.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	app.ERATELIMITED:  http.StatusTooManyRequests,
 	app.EUNAVAILABLE:  http.StatusServiceUnavailable,

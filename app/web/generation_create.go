@@ -62,6 +62,7 @@ func (s *Server) createGeneration(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.recordUsage(c, app.UsageGeneration)
 	c.Response().Header().Set("Location", "/api/v1/generations/"+g.ID)
 	return c.JSON(http.StatusAccepted, toGenerationJSON(g, pos, nil))
 }

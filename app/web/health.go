@@ -28,5 +28,8 @@ func (s *Server) handleReadyz(c echo.Context) error {
 }
 
 func (s *Server) handleHome(c echo.Context) error {
+	if signedIn(c) {
+		return c.Redirect(http.StatusSeeOther, "/generate")
+	}
 	return s.render(c, http.StatusOK, "home", s.newPage(c, "home", map[string]string{"ImagesRetention": s.opts.ImagesRetention}))
 }

@@ -16,6 +16,7 @@ import (
 	"zimage/app/auth"
 	"zimage/app/backend"
 	"zimage/app/media"
+	"zimage/app/privacy"
 	"zimage/app/queue"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
@@ -45,6 +46,12 @@ type authEnv struct {
 	clock *testClock
 	queue *queue.Queue
 	media *media.Store
+	// Privacy controls and what tests of them inspect.
+	keys     *vault.Vault
+	rights   *privacy.Controls
+	policies *privacy.Policies
+	dir      string
+	rs       rightsServices
 }
 
 // newPipeline starts the real generation pipeline on the builtin renderer:
@@ -99,11 +106,18 @@ func newAuthEnv(t testing.TB, opts auth.Options, wopts Options) *authEnv {
 		wopts.MaxBodyBytes = 1 << 20
 	}
 	q, m := newPipeline(t, dir, db, keys)
-	s, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Deps{DB: db, Auth: svc, Queue: q, Media: m}, wopts)
+	// Privacy controls (erasure, holds, consents) and policy versions run
+	// over the same database, keyring and pipeline.
+	rights := privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: keys, Hasher: testHasher, Jobs: q, Media: m})
+	policies := privacy.NewPolicies(db, nil, nil)
+	// Exports (worker running), data requests, tickets and usage events.
+	rs := newRightsServices(t, dir, db, keys, svc, m, policies)
+	s, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Deps{DB: db, Auth: svc, Queue: q, Media: m, Rights: rights, Policies: policies,
+		Support: rs.support, Exports: rs.exports, Requests: rs.requests, Usage: rs.usage}, wopts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &authEnv{s: s, db: db, auth: svc, clock: clock, queue: q, media: m}
+	return &authEnv{s: s, db: db, auth: svc, clock: clock, queue: q, media: m, keys: keys, rights: rights, policies: policies, dir: dir, rs: rs}
 }
 
 // client is one caller: a browser (cookie + CSRF token) or a script

@@ -13,6 +13,13 @@ type meResponse struct {
 	// CSRFToken is set for session callers: the token their
 	// state-changing requests must send in X-CSRF-Token.
 	CSRFToken string `json:"csrf_token,omitempty"`
+	// LegalHold is true while an admin holds the account: deletion waits,
+	// and LegalHoldNotice says so.
+	LegalHold       bool   `json:"legal_hold"`
+	LegalHoldNotice string `json:"legal_hold_notice,omitempty"`
+	// PolicyAckNeeded is the significant policy version the person has yet
+	// to acknowledge (POST /api/v1/me/policy-ack), or 0.
+	PolicyAckNeeded int `json:"policy_ack_needed"`
 }
 
 // handleMeGet returns the caller's own account.
@@ -25,6 +32,9 @@ func (s *Server) handleMeGet(c echo.Context) error {
 	res := meResponse{userJSON: toUserJSON(u)}
 	if p.Session != nil {
 		res.CSRFToken = auth.CSRFToken([]byte(p.Token))
+	}
+	if err := s.fillMePrivacy(c, &res); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, res)
 }

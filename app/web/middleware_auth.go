@@ -254,6 +254,9 @@ func (s *Server) fillPage(c echo.Context, p *page) {
 	if pr.Session != nil {
 		p.CSRF = auth.CSRFToken([]byte(pr.Token))
 	}
+	// One indexed query per page; the banner disappears with the
+	// acknowledgement.
+	p.PolicyNotice = s.pendingPolicyNotice(c.Request().Context(), pr.User.ID)
 }
 
 // requirePage admits a signed-in browser session to an HTML page, and sends
@@ -269,4 +272,21 @@ func (s *Server) requirePage(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// requireAdminPage admits admins to the HTML admin pages: anyone not signed
+// in is sent to sign in as requirePage does, anyone else gets the 403 page.
+// With auth.require_admin_2fa on, an admin without 2FA is told where to
+// turn it on.
+func (s *Server) requireAdminPage(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.requirePage(func(c echo.Context) error {
+		u := currentUser(c).User
+		if u.Role != app.RoleAdmin {
+			return app.Errorf(app.EFORBIDDEN, "This page is for the administrators of this server. If you need something changed, see the support page.")
+		}
+		if s.auth.Options().RequireAdmin2FA && !u.TOTPEnabled {
+			return app.Errorf(app.EFORBIDDEN, "This server requires admins to use two-factor authentication. Turn it on under Settings → Security (/settings/security), then come back.")
+		}
+		return next(c)
+	})
 }

@@ -118,6 +118,7 @@ type page struct {
 	User         *app.User
 	CSRF         string
 	Nav          string
+	Section      string // the current item of a sub-menu (settings, admin)
 	Flash        string
 	Version      string
 	PolicyNotice *policyNotice

@@ -12,7 +12,7 @@ import (
 func (s *Server) routes() {
 	e := s.e
 	e.Pre(middleware.RemoveTrailingSlash())
-	e.Use(requestID(), s.observe, middleware.Recover(), s.securityHeaders, s.bodyLimit(s.opts.MaxBodyBytes), s.authenticate)
+	e.Use(requestID(), s.observe, middleware.Recover(), s.securityHeaders, s.bodyLimit(s.opts.MaxBodyBytes), s.authenticate, s.privacySignals)
 	s.pageHook = s.fillPage
 
 	// Ops.
@@ -54,6 +54,37 @@ func (s *Server) routes() {
 	api.POST("/me/api-keys", s.handleMeAPIKeyCreate, session)
 	api.DELETE("/me/api-keys/:id", s.handleMeAPIKeyDelete, session)
 
+	// API: the caller's privacy rights — deletion, consents, restriction,
+	// policy acknowledgement. A browser session only: a leaked API key must
+	// not be able to delete an account or change consent.
+	api.DELETE("/me", s.handleMeDelete, session)
+	api.GET("/me/consents", s.handleMeConsents, session)
+	api.POST("/me/consents", s.handleMeConsentSet, session)
+	api.POST("/me/restrict", s.handleMeRestrict, session)
+	api.POST("/me/policy-ack", s.handleMePolicyAck, session)
+
+	// API: exports, data-rights requests and support tickets, the
+	// caller's own only (another person's ids answer 404). Exports and
+	// filing need a browser session: a leaked API key must not be able
+	// to carry off everything at once.
+	api.POST("/me/exports", s.createExport, session)
+	api.GET("/me/exports", s.listExports, session)
+	api.GET("/me/exports/:id", s.showExport, session)
+	api.GET("/me/exports/:id/download", s.downloadExport, session)
+	api.GET("/me/requests", s.listMyRequests, read)
+	api.POST("/me/requests", s.fileRequest, session)
+	api.GET("/tickets", s.listTickets, read)
+	api.POST("/tickets", s.createTicket, session)
+	api.GET("/tickets/:id", s.showTicket, read)
+	api.POST("/tickets/:id/messages", s.replyTicket, session)
+
+	// API: support staff (support role and admins) answer tickets.
+	staff := s.requireStaff
+	api.GET("/support/tickets", s.supportQueue, staff)
+	api.GET("/support/tickets/:id", s.supportShowTicket, staff)
+	api.POST("/support/tickets/:id/messages", s.supportReply, staff)
+	api.POST("/support/tickets/:id/close", s.supportClose, staff)
+
 	// API: generations and images, the caller's own only (another
 	// person's ids answer 404).
 	generate := s.requireUser(app.ScopeGenerate)
@@ -83,6 +114,44 @@ func (s *Server) routes() {
 	e.POST("/images/:id/delete", s.imageDeleteForm, pages)
 	e.POST("/images/:id/favourite", s.imageFavouriteForm, pages)
 
+	// Account pages: signing up, in and out, and the reset link (anyone);
+	// settings (signed in); admin (admins only, a 403 page for others).
+	e.GET("/signup", s.signupForm)
+	e.POST("/signup", s.signupSubmit)
+	e.GET("/login", s.loginForm)
+	e.POST("/login", s.loginSubmit)
+	e.POST("/login/2fa", s.loginSecondFactor)
+	e.POST("/logout", s.logoutSubmit)
+	e.GET("/reset", s.resetForm)
+	e.POST("/reset", s.resetSubmit)
+	e.GET("/support", s.supportView)
+	e.GET("/settings", s.settingsHome, pages)
+	e.GET("/settings/profile", s.settingsProfile, pages)
+	e.POST("/settings/profile", s.settingsProfileSave, pages)
+	e.GET("/settings/password", s.settingsPassword, pages)
+	e.POST("/settings/password", s.settingsPasswordSave, pages)
+	e.GET("/settings/security", s.settingsSecurity, pages)
+	e.POST("/settings/security/2fa", s.settings2FAStart, pages)
+	e.POST("/settings/security/2fa/confirm", s.settings2FAConfirm, pages)
+	e.POST("/settings/security/2fa/disable", s.settings2FADisable, pages)
+	e.POST("/settings/security/sessions/:id/revoke", s.settingsSessionRevoke, pages)
+	e.POST("/settings/security/sessions/revoke-others", s.settingsSessionsRevokeOthers, pages)
+	e.GET("/settings/api-keys", s.settingsAPIKeys, pages)
+	e.POST("/settings/api-keys", s.settingsAPIKeyCreate, pages)
+	e.POST("/settings/api-keys/:id/revoke", s.settingsAPIKeyRevoke, pages)
+	e.GET("/settings/privacy", s.settingsPlaceholder("privacy"), pages)
+	e.GET("/settings/communications", s.settingsPlaceholder("communications"), pages)
+	adminPages := s.requireAdminPage
+	e.GET("/admin", s.adminHome, adminPages)
+	e.GET("/admin/users", s.adminUsersView, adminPages)
+	e.POST("/admin/users/:id/role", s.adminUserRole, adminPages)
+	e.POST("/admin/users/:id/status", s.adminUserStatus, adminPages)
+	e.POST("/admin/users/:id/reset-link", s.adminUserResetLink, adminPages)
+	e.POST("/admin/invites", s.adminInviteCreate, adminPages)
+	e.POST("/admin/signup-mode", s.adminSignupModeSave, adminPages)
+	e.GET("/admin/backends", s.adminBackendsView, adminPages)
+	e.GET("/admin/audit", s.adminAuditView, adminPages)
+
 	// API: admins.
 	admin := s.requireAdmin
 	api.GET("/admin/backends", s.adminBackends, admin)
@@ -95,4 +164,12 @@ func (s *Server) routes() {
 	api.POST("/admin/invites", s.handleAdminInvite, admin)
 	api.PUT("/admin/settings/signup", s.handleAdminSignupMode, admin)
 	api.GET("/admin/audit", s.handleAdminAudit, admin)
+	// Admins: the data-rights request queue.
+	api.GET("/admin/requests", s.adminRequests, admin)
+	api.POST("/admin/requests/:id/close", s.adminCloseRequest, admin)
+	// Admins: legal holds and ending a child's account (privacy rights).
+	api.GET("/admin/users/:id/hold", s.handleAdminHoldGet, admin)
+	api.POST("/admin/users/:id/hold", s.handleAdminHoldSet, admin)
+	api.DELETE("/admin/users/:id/hold", s.handleAdminHoldRelease, admin)
+	api.POST("/admin/users/:id/under-13", s.handleAdminChild, admin)
 }

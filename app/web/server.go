@@ -51,6 +51,16 @@ type Deps struct {
 	Policies *privacy.Policies
 	Queue    *queue.Queue
 	Media    *media.Store
+	// Rights carries out erasure, legal holds, consents and restriction;
+	// nil leaves those routes answering 503.
+	Rights *privacy.Controls
+	// Support, Exports, Requests and Usage serve tickets, data exports,
+	// data-rights requests and usage events; nil leaves their routes
+	// answering 503 (Usage nil: nothing is counted).
+	Support  *privacy.Support
+	Exports  *privacy.Exports
+	Requests *privacy.Requests
+	Usage    *privacy.Usage
 }
 
 // Server holds the dependencies every handler may use.
@@ -62,6 +72,11 @@ type Server struct {
 	policies *privacy.Policies
 	queue    *queue.Queue
 	media    *media.Store
+	rights   *privacy.Controls
+	support  *privacy.Support
+	exports  *privacy.Exports
+	requests *privacy.Requests
+	usage    *privacy.Usage
 	opts     Options
 	metrics  *metrics
 	assets   *assets
@@ -82,7 +97,8 @@ func New(log *slog.Logger, deps Deps, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{e: echo.New(), log: log, db: deps.DB, auth: deps.Auth, policies: deps.Policies, queue: deps.Queue, media: deps.Media, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
+	s := &Server{e: echo.New(), log: log, db: deps.DB, auth: deps.Auth, policies: deps.Policies, queue: deps.Queue, media: deps.Media, rights: deps.Rights, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
+	s.support, s.exports, s.requests, s.usage = deps.Support, deps.Exports, deps.Requests, deps.Usage
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.handleError
 	s.e.IPExtractor = ipExtractor(opts.TrustedProxies)

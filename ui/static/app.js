@@ -137,7 +137,7 @@
         break;
       case "progress":
       case "preview":
-        set(c, "running", `Step ${ev.step} of ${ev.steps}`);
+        set(c, "running", `Step ${ev.step || 0} of ${ev.steps}`);
         bar.max = ev.steps || 1; bar.value = ev.step || 0;
         if (ev.preview) {
           const box = c.querySelector("[data-preview]");
@@ -213,8 +213,14 @@
         if (out) { out.textContent = err.message || `The server answered ${r.status}; try again.`; out.hidden = false; }
         return;
       }
+      // The event stream can create the card (without its prompt) and move
+      // it past "queued" before this answer arrives.
       const c = card(data.id, body.prompt);
-      set(c, "queued", data.position ? `Position ${data.position} in the queue` : "Waiting in the queue…");
+      const p = c.querySelector(".job-prompt");
+      if (p && !p.textContent) p.textContent = body.prompt;
+      if (c.querySelector("[data-status]").textContent === "queued") {
+        set(c, "queued", data.position ? `Position ${data.position} in the queue` : "Waiting in the queue…");
+      }
     } catch (_) {
       if (out) { out.textContent = "Z Image did not answer. Check your connection and try again."; out.hidden = false; }
     } finally {
