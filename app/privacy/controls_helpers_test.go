@@ -42,7 +42,7 @@ type world struct {
 	clock    *fixedClock
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -84,7 +84,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) signup(t *testing.T, email, username string) *app.User {
+func (w *world) signup(t testing.TB, email, username string) *app.User {
 	t.Helper()
 	u, err := w.accounts.SignUp(context.Background(), auth.SignUpInput{Email: email, Username: username, Password: testPassword, AgeConfirmed: true})
 	if err != nil {
