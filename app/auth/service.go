@@ -255,6 +255,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*app.User, error)
 	if rec.SealedEmail, err = s.v.Seal(id, emailAAD(id), []byte(email)); err != nil {
 		return nil, fmt.Errorf("auth: sign up: %w", err)
 	}
+	if rec.SealedUsername, err = s.v.Seal(id, sqlite.UsernameAAD(id), []byte(username)); err != nil {
+		return nil, fmt.Errorf("auth: sign up: %w", err)
+	}
 	if display != "" {
 		if rec.SealedDisplayName, err = s.v.Seal(id, displayNameAAD(id), []byte(display)); err != nil {
 			return nil, fmt.Errorf("auth: sign up: %w", err)

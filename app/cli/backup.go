@@ -25,6 +25,10 @@ type manifest struct {
 	CreatedAt     time.Time `json:"created_at"`
 	MediaFiles    int       `json:"media_files"`
 	MediaBytes    int64     `json:"media_bytes"`
+	// Filled by restore, not stored.
+	UsernamesRestored int  `json:"-"`
+	UsernamesSealed   int  `json:"-"`
+	KeyringMissing    bool `json:"-"`
 }
 
 const manifestName = "zimage-backup.json"
@@ -221,6 +225,11 @@ back too (it must match the master key in the data folder or ZIMAGE_MASTER_KEY).
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "restored backup of %s (schema %d, %d media files) into %s\n", m.CreatedAt.Format(time.RFC3339), m.SchemaVersion, m.MediaFiles, cfg.Server.DataDir)
+	if m.KeyringMissing {
+		fmt.Fprintf(env.Stdout, "no keyring in %s: restore one with --keyring, or nothing sealed (emails, prompts, images, usernames) can be read\n", cfg.Server.DataDir)
+	} else if m.UsernamesSealed > 0 {
+		fmt.Fprintf(env.Stdout, "%d account(s) deleted since the backup stay unreadable (their keys are destroyed); the retention job purges them\n", m.UsernamesSealed)
+	}
 	return nil
 }
 
@@ -293,6 +302,27 @@ func restoreData(ctx context.Context, dataDir, from, keyringFile, envKey string)
 			return nil, err
 		}
 		v.Close()
+	}
+	// Backups hold usernames only sealed; put them back for everyone whose
+	// key the keyring still has.
+	if _, err := os.Stat(filepath.Join(dataDir, vault.KeyringFile)); err == nil {
+		v, err := vault.Open(dataDir, envKey)
+		if err != nil {
+			return nil, err
+		}
+		db, err := sqlite.Open(ctx, filepath.Join(dataDir, "zimage.db"))
+		if err != nil {
+			v.Close()
+			return nil, err
+		}
+		m.UsernamesRestored, m.UsernamesSealed, err = db.UnsealUsernames(ctx, v)
+		db.Close()
+		v.Close()
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		m.KeyringMissing = true
 	}
 	if _, err := os.Stat(filepath.Join(stage, "media")); err == nil {
 		if _, err := os.Stat(filepath.Join(dataDir, "media")); err == nil {

@@ -194,6 +194,11 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	}
 	defer db.Close()
 
+	if n, err := db.SealMissingUsernames(ctx, keys); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("sealed copies of usernames made for backups", "count", n)
+	}
 	accounts := auth.New(db, keys, authOptions(cfg, log))
 	// Significant policy changes queue a notice to everyone in the outbox.
 	policies := privacy.NewPolicies(db, log, privacy.MailNotifier{DB: db, Vault: keys, Log: log})

@@ -126,15 +126,6 @@ func TestErasureProof(t *testing.T) {
 		t.Errorf("plaintext left in live data: %s", hit)
 	}
 	for _, hit := range backup {
-		if strings.HasPrefix(hit, "zanzibarquill in ") {
-			// users.username is a plaintext column (the public handle,
-			// unique in SQL): a backup taken before the deletion keeps it
-			// until the backup itself is deleted. Tracked in
-			// docs/privacy-controls.md; this subtest fails once it is
-			// fixed, so the skip is removed then.
-			t.Run("backup holds no username", func(t *testing.T) { t.Skip("known gap: " + hit) })
-			continue
-		}
 		t.Errorf("plaintext left in the backup: %s", hit)
 	}
 

@@ -222,6 +222,12 @@ func (db *DB) SnapshotTo(ctx context.Context, path string) error {
 	if _, err := c.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
 		return fmt.Errorf("sqlite: snapshot to %s: %w", path, err)
 	}
+	// A snapshot leaves this machine (that is what backups are for): it
+	// keeps usernames only sealed.
+	if err := scrubUsernames(ctx, path); err != nil {
+		os.Remove(path)
+		return err
+	}
 	return nil
 }
 

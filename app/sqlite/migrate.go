@@ -20,6 +20,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateRights,
 	migrateErasure,
 	migrateConsents,
+	migrateUsernameSealed,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -120,6 +120,10 @@ type UserRecord struct {
 	PasswordHash      string
 	SealedTOTPSecret  []byte
 	TOTPLastStep      int64
+	// SealedUsername is a sealed copy of Username. Backups carry only this
+	// copy (see SnapshotTo), so a deleted person's handle cannot be read in
+	// a backup once their key is destroyed.
+	SealedUsername []byte
 }
 
 const userColumns = `id, username, email_index, email, display_name, password_hash, role, totp_secret,
@@ -210,6 +214,11 @@ func (db *DB) CreateUser(ctx context.Context, n NewUser) error {
 			return &app.Error{Code: app.ECONFLICT, Message: msg, Fields: map[string]string{"email": msg}}
 		case err != nil:
 			return err
+		}
+		if r.SealedUsername != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET username_sealed = ? WHERE id = ?`, r.SealedUsername, r.ID); err != nil {
+				return err
+			}
 		}
 		for _, e := range n.Audit {
 			if e.SubjectID == "" {
