@@ -187,7 +187,7 @@ func runRetentionRun(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		deps.Images = m
-		deps.Accounts = privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: keys, Media: m, Log: log})
+		deps.Accounts = privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: keys, Media: m, ExportsDir: exportsDir(cfg), Log: log})
 	}
 	runner, err := newRetentionRunner(cfg, db, log, deps)
 	if err != nil {

@@ -210,7 +210,7 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		return err
 	}
 	defer pipe.stop()
-	controls := privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: keys, Hasher: accounts.Options().Hasher, Jobs: pipe.queue, Media: pipe.media, Log: log})
+	controls := privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: keys, Hasher: accounts.Options().Hasher, Jobs: pipe.queue, Media: pipe.media, ExportsDir: exportsDir(cfg), Log: log})
 	rights, stopRights := startRights(ctx, cfg, db, keys, accounts, pipe.media, policies, log)
 	defer stopRights()
 	srv, err := web.New(log, web.Deps{DB: db, Auth: accounts, Policies: policies, Queue: pipe.queue, Media: pipe.media,

@@ -315,3 +315,37 @@ func TestMailNotifierQueuesSealedNoticeForActivePeople(t *testing.T) {
 		t.Error("a deleted account got a notice")
 	}
 }
+
+// Deleting the account fulfils the person's erase request, and the purge
+// removes their export archives with everything else.
+func TestDeletionClosesEraseRequestAndPurgeRemovesExports(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.signup(t, "first@example.com", "firstadmin")
+	u := w.signup(t, "leaving@example.com", "leavingsoon")
+	reqs := NewRequests(w.db, w.keys, nil, nil)
+	if _, err := reqs.File(ctx, u.ID, app.RequestErase, "Please delete everything about me."); err != nil {
+		t.Fatal(err)
+	}
+	exportsDir := filepath.Join(w.dir, "exports")
+	archive := filepath.Join(exportsDir, u.ID, "01EXPORT.zip.sealed")
+	if err := os.MkdirAll(filepath.Dir(archive), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(archive, []byte("sealed archive"), 0o600)
+	ctl := NewControls(ControlsDeps{DB: w.db, Vault: w.keys, Hasher: cheapHasher, Jobs: w.queue, Media: w.media, ExportsDir: exportsDir})
+
+	if err := ctl.DeleteAccount(ctx, u.ID, testPassword, ""); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := w.db.DataRequestsOf(ctx, u.ID)
+	if err != nil || len(rows) != 1 || rows[0].Status != app.RequestClosed {
+		t.Fatalf("erase request after deletion: %+v, %v; want closed", rows, err)
+	}
+	if _, err := ctl.PurgeDeleted(ctx, w.clock.Now(), 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(archive)); !os.IsNotExist(err) {
+		t.Errorf("the person's export folder survived the purge: %v", err)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,7 +49,10 @@ type ControlsDeps struct {
 	Hasher *auth.Hasher // checks the password before a deletion
 	Jobs   JobCanceler
 	Media  MediaPurger
-	Log    *slog.Logger
+	// ExportsDir holds export archives in one folder per person; the purge
+	// removes the person's folder. Empty: no exports here.
+	ExportsDir string
+	Log        *slog.Logger
 }
 
 // Controls carries out people's data rights: erasure, legal holds, the
@@ -59,6 +64,7 @@ type Controls struct {
 	hasher   *auth.Hasher
 	jobs     JobCanceler
 	media    MediaPurger
+	exports  string
 	log      *slog.Logger
 	attempts *auth.Throttle
 }
@@ -71,7 +77,7 @@ func NewControls(d ControlsDeps) *Controls {
 	if d.Hasher == nil {
 		d.Hasher = auth.NewHasher(auth.DefaultParams, 2)
 	}
-	return &Controls{db: d.DB, v: d.Vault, hasher: d.Hasher, jobs: d.Jobs, media: d.Media, log: d.Log,
+	return &Controls{db: d.DB, v: d.Vault, hasher: d.Hasher, jobs: d.Jobs, media: d.Media, exports: d.ExportsDir, log: d.Log,
 		attempts: auth.NewThrottle(auth.DefaultAccountThrottle)}
 }
 
@@ -162,6 +168,10 @@ func (s *Controls) erase(ctx context.Context, userID string, entry app.AuditEntr
 		// The account is already closed; the purge shreds again.
 		s.log.Error("erasure: destroying the data key failed; the purge job retries", "user", userID, "err", err)
 		return app.Wrap(err, "Your account is closed, but destroying its encryption key failed; the server retries on its next clean-up run.")
+	}
+	// An erasure request the person filed is fulfilled now.
+	if _, err := s.db.CloseRequestsOfKind(ctx, userID, app.RequestErase, "Fulfilled: the account was deleted; its data key is destroyed and the data is purged by the next retention run."); err != nil {
+		s.log.Warn("erasure: could not close the erase request", "user", userID, "err", err)
 	}
 	if err := s.db.CheckpointTruncate(ctx); err != nil {
 		s.log.Warn("erasure: WAL checkpoint deferred", "err", err)
@@ -308,6 +318,16 @@ func (s *Controls) purgeOne(ctx context.Context, userID string, res *PurgeResult
 		if err != nil {
 			return err
 		}
+	}
+	if s.exports != "" {
+		// Export archives are sealed with the destroyed key; remove them
+		// anyway, rows and files together.
+		dir := filepath.Join(s.exports, userID)
+		entries, _ := os.ReadDir(dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		res.Files += len(entries)
 	}
 	rows, err := s.db.PurgeUser(ctx, userID, app.AuditEntry{SubjectID: userID, Action: AuditAccountPurge})
 	if err != nil {
