@@ -40,8 +40,22 @@ func TestPages(t *testing.T) {
 	for _, s := range []string{"profile", "password", "security", "api-keys", "privacy", "communications"} {
 		member = append(member, pg{"settings-" + s, "/settings/" + s})
 	}
-	// The first account of a server is its admin.
-	member = append(member, pg{"support", "/support"}, pg{"admin-users", "/admin/users"}, pg{"admin-backends", "/admin/backends"}, pg{"admin-audit", "/admin/audit"})
+	// The first account of a server is its admin. A ticket, a data-rights
+	// request and an export fill the tables of the privacy, support and
+	// request pages.
+	ticket := b.fetchJSON("open a ticket", "POST", "/api/v1/tickets", map[string]any{"subject": "Lost image", "body": "It vanished from my gallery."})
+	var tk struct {
+		ID string `json:"id"`
+	}
+	if ticket.Status != http.StatusCreated || json.Unmarshal(ticket.Body, &tk) != nil {
+		t.Fatalf("open a ticket: status %d: %s", ticket.Status, ticket.Body)
+	}
+	if r := b.fetchJSON("file a request", "POST", "/api/v1/me/requests", map[string]any{"kind": "access", "details": "Everything, please."}); r.Status != http.StatusCreated {
+		t.Fatalf("file a request: status %d: %s", r.Status, r.Body)
+	}
+	member = append(member, pg{"support", "/support"}, pg{"support-ticket", "/support/tickets/" + tk.ID}, pg{"support-queue", "/support/queue"},
+		pg{"support-queue-ticket", "/support/queue/" + tk.ID}, pg{"admin-users", "/admin/users"}, pg{"admin-backends", "/admin/backends"},
+		pg{"admin-audit", "/admin/audit"}, pg{"admin-requests", "/admin/requests?status=all"})
 	for _, p := range member {
 		b.checkPage(srv, p.name, p.path)
 	}

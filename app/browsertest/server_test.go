@@ -107,7 +107,14 @@ func newServer(t testing.TB, o serverOptions) *server {
 		cancel()
 		t.Fatal(err)
 	}
-	srv, err := web.New(log, web.Deps{DB: db, Auth: accounts, Policies: policies, Queue: q, Media: m}, web.Options{
+	// The privacy rights services, so the privacy, support and request
+	// pages show every section to the checks.
+	controls := privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: keys, Hasher: accounts.Options().Hasher, Jobs: q, Media: m, Log: log})
+	exports := privacy.NewExports(db, keys, accounts, m, policies, privacy.ExportOptions{Dir: filepath.Join(dir, "exports"), Keep: cfg.Retention.Exports.D(), Log: log})
+	exports.Start(pctx)
+	t.Cleanup(exports.Stop)
+	srv, err := web.New(log, web.Deps{DB: db, Auth: accounts, Policies: policies, Queue: q, Media: m, Rights: controls,
+		Exports: exports, Requests: privacy.NewRequests(db, keys, exports, log), Support: privacy.NewSupport(db, keys, log)}, web.Options{
 		Version: "browsertest", MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		ImagesRetention: "90 days", Limits: limits, DefaultSteps: g.DefaultSteps,
 	})

@@ -40,7 +40,8 @@ func startPipeline(ctx context.Context, cfg config.Config, db *sqlite.DB, keys *
 	if err != nil {
 		return nil, err
 	}
-	q := queue.New(db, pool, keys, media.Sink{Media: m}, queue.Options{
+	// Each person chooses whether new PNGs carry their parameters.
+	q := queue.New(db, pool, keys, media.Sink{Media: m, Options: media.PersonPreferences(db)}, queue.Options{
 		MaxQueuedPerUser:  cfg.Queue.MaxQueuedPerUser,
 		MaxRunningPerUser: cfg.Queue.MaxRunningPerUser,
 		JobTimeout:        cfg.Queue.JobTimeout.D(),

@@ -5,6 +5,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/backend"
+	"zimage/app/sqlite"
 )
 
 // Sink stores a finished generation's images for the queue (it satisfies
@@ -30,4 +31,13 @@ func (s Sink) Store(ctx context.Context, g app.Generation, res backend.Result) (
 		ID: g.ID, UserID: g.UserID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Steps: g.Steps,
 		Guidance: g.Guidance, Backend: backendName, Model: g.Model, Seed: g.Seed, Count: g.Count, QueuedAt: g.CreatedAt,
 	}, res, opts)
+}
+
+// PersonPreferences reads each person's save preferences from the store
+// (whether new PNGs carry their generation parameters).
+func PersonPreferences(db *sqlite.DB) func(ctx context.Context, userID string) SaveOptions {
+	return func(ctx context.Context, userID string) SaveOptions {
+		on, _ := db.EmbedParameters(ctx, userID) // unreadable: the private default
+		return SaveOptions{EmbedParameters: on}
+	}
 }

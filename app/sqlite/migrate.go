@@ -21,6 +21,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateErasure,
 	migrateConsents,
 	migrateUsernameSealed,
+	migrateUserPrefs,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

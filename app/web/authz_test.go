@@ -135,7 +135,6 @@ var authzRows = []authzRow{
 	{route: "GET /reset", path: "/reset?token=zir_aaaaaaaa", want: [5]int{200, 200, 200, 200, 200}},
 	{route: "GET /reset", want: [5]int{400, 400, 400, 400, 400}},
 	{route: "POST /reset", hdr: formPost, body: fixed("token=zir_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&password=a+new+and+long+passphrase&password_confirm=a+new+and+long+passphrase"), want: [5]int{400, 400, 400, 400, 400}},
-	{route: "GET /support", want: [5]int{200, 200, 200, 200, 200}},
 	{route: "GET /settings", want: [5]int{303, 303, 303, 303, 303}},
 	{route: "GET /settings/profile", want: [5]int{303, 200, 200, 200, 200}},
 	{route: "POST /settings/profile", hdr: formPost, body: fixed("display_name=Someone"), want: [5]int{401, 303, 303, 303, 303}},
@@ -151,8 +150,6 @@ var authzRows = []authzRow{
 	{route: "POST /settings/api-keys", hdr: formPost, body: fixed("name=laptop&scope=read"), want: [5]int{401, 201, 201, 201, 201}},
 	{route: "POST /settings/api-keys", hdr: formPost, body: fixed("name=laptop&scope=admin"), want: [5]int{401, 400, 400, 400, 201}},
 	{route: "POST /settings/api-keys/:id/revoke", path: "/settings/api-keys/{owner_key}/revoke", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 303, 303, 303, 303}},
-	{route: "GET /settings/privacy", want: [5]int{303, 200, 200, 200, 200}},
-	{route: "GET /settings/communications", want: [5]int{303, 200, 200, 200, 200}},
 	{route: "GET /admin", want: [5]int{303, 403, 403, 403, 303}},
 	{route: "GET /admin/users", want: [5]int{303, 403, 403, 403, 200}},
 	{route: "POST /admin/users/:id/role", path: "/admin/users/{owner}/role", hdr: formPost, body: fixed("role=support"), want: [5]int{401, 403, 403, 403, 303}},
@@ -165,6 +162,37 @@ var authzRows = []authzRow{
 	{route: "POST /admin/signup-mode", hdr: formPost, body: fixed("mode=invite"), want: [5]int{401, 403, 403, 403, 303}},
 	{route: "GET /admin/backends", want: [5]int{303, 403, 403, 403, 200}},
 	{route: "GET /admin/audit", want: [5]int{303, 403, 403, 403, 200}},
+
+	// Privacy & data, communications and support pages, and the admin
+	// request queue (page_privacy.go, page_communications.go,
+	// page_support.go, page_admin_requests.go). Each person acts on their
+	// own account; another person's ticket is 404; the support queue is
+	// for support and admins, the request queue for admins.
+	{route: "GET /settings/privacy", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "POST /settings/privacy/exports", hdr: formPost, body: fixed("x=1"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "POST /settings/privacy/consents", hdr: formPost, body: fixed("purpose=training&granted_training=1"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "POST /settings/privacy/consents", hdr: formPost, body: fixed("purpose=everything&granted_everything=1"), want: [5]int{401, 400, 400, 400, 400}},
+	{route: "POST /settings/privacy/restrict", hdr: formPost, body: fixed("restricted=1"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "POST /settings/privacy/requests", hdr: formPost, body: fixed("kind=rectify&details=My+display+name+is+misspelt."), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "POST /settings/privacy/requests", hdr: formPost, body: fixed("kind=everything"), want: [5]int{401, 400, 400, 400, 400}},
+	{route: "POST /settings/privacy/policy-ack", prepare: publishSignificantPolicy, hdr: formPost, body: fixed("version=1"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "POST /settings/privacy/delete", hdr: formPost, body: fixed("password=" + url.QueryEscape(testPassword) + "&confirm=1"), want: [5]int{401, 303, 303, 303, 409}}, // the only admin stays
+	{route: "POST /settings/privacy/delete", hdr: formPost, body: fixed("password=" + url.QueryEscape(testPassword)), want: [5]int{401, 400, 400, 400, 400}},
+	{route: "GET /goodbye", want: [5]int{200, 200, 200, 200, 200}},
+	{route: "GET /settings/communications", want: [5]int{303, 200, 200, 200, 200}},
+	{route: "POST /settings/communications/consents", hdr: formPost, body: fixed("purpose=marketing&granted_marketing=1"), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "GET /support", want: [5]int{200, 200, 200, 200, 200}},
+	{route: "POST /support/tickets", hdr: formPost, body: fixed("subject=Lost+image&body=It+vanished."), want: [5]int{401, 303, 303, 303, 303}},
+	{route: "GET /support/tickets/:id", path: "/support/tickets/{owner_ticket}", prepare: ownerTicket, want: [5]int{303, 404, 200, 404, 404}},
+	{route: "POST /support/tickets/:id/reply", path: "/support/tickets/{owner_ticket}/reply", prepare: ownerTicket, hdr: formPost, body: fixed("body=Any+news%3F"), want: [5]int{401, 404, 303, 404, 404}},
+	{route: "GET /support/queue", want: [5]int{303, 403, 403, 200, 200}},
+	{route: "GET /support/queue/:id", path: "/support/queue/{owner_ticket}", prepare: ownerTicket, want: [5]int{303, 403, 403, 200, 200}},
+	{route: "GET /support/queue/:id", path: "/support/queue/{unknown}", want: [5]int{303, 403, 403, 404, 404}},
+	{route: "POST /support/queue/:id/reply", path: "/support/queue/{owner_ticket}/reply", prepare: ownerTicket, hdr: formPost, body: fixed("body=Looking+into+it."), want: [5]int{401, 403, 403, 303, 303}},
+	{route: "POST /support/queue/:id/close", path: "/support/queue/{owner_ticket}/close", prepare: ownerTicket, hdr: formPost, body: fixed("x=1"), want: [5]int{401, 403, 403, 303, 303}},
+	{route: "GET /admin/requests", want: [5]int{303, 403, 403, 403, 200}},
+	{route: "POST /admin/requests/:id/close", path: "/admin/requests/{owner_request}/close", prepare: ownerRequest, hdr: formPost, body: fixed("resolution=Corrected+the+display+name."), want: [5]int{401, 403, 403, 403, 303}},
+	{route: "POST /admin/requests/:id/close", path: "/admin/requests/{unknown}/close", hdr: formPost, body: fixed("resolution=Done."), want: [5]int{401, 403, 403, 403, 404}},
 
 	// Admins.
 	{route: "GET /api/v1/admin/backends", want: [5]int{401, 403, 403, 403, 200}},
@@ -285,7 +313,13 @@ func generateAndWait(t *testing.T, c *client) (genID, imageID string) {
 	if r.Code != http.StatusAccepted {
 		t.Fatalf("generate: %d %s", r.Code, r.Body)
 	}
-	genID = r.json(t)["id"].(string)
+	return waitGeneration(t, c, r.json(t)["id"].(string))
+}
+
+// waitGeneration waits (bounded) for c's one-image generation to succeed
+// and returns its id and its image's id.
+func waitGeneration(t *testing.T, c *client, genID string) (string, string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		g := c.do("GET", "/api/v1/generations/"+genID, "").json(t)

@@ -70,7 +70,7 @@ func newPipeline(t testing.TB, dir string, db *sqlite.DB, keys *vault.Vault) (*q
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := queue.New(db, pool, keys, media.Sink{Media: m}, queue.Options{})
+	q := queue.New(db, pool, keys, media.Sink{Media: m, Options: media.PersonPreferences(db)}, queue.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	pool.Start(ctx)
 	m.Start(ctx)

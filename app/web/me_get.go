@@ -20,6 +20,9 @@ type meResponse struct {
 	// PolicyAckNeeded is the significant policy version the person has yet
 	// to acknowledge (POST /api/v1/me/policy-ack), or 0.
 	PolicyAckNeeded int `json:"policy_ack_needed"`
+	// EmbedParameters: new PNGs carry their generation parameters (prompt
+	// included) in their own metadata. Off unless the person turns it on.
+	EmbedParameters bool `json:"embed_parameters"`
 }
 
 // handleMeGet returns the caller's own account.
@@ -34,6 +37,9 @@ func (s *Server) handleMeGet(c echo.Context) error {
 		res.CSRFToken = auth.CSRFToken([]byte(p.Token))
 	}
 	if err := s.fillMePrivacy(c, &res); err != nil {
+		return err
+	}
+	if res.EmbedParameters, err = s.db.EmbedParameters(c.Request().Context(), p.User.ID); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, res)

@@ -1,17 +1,18 @@
 package web
 
 import (
-	"net/http"
-
 	"github.com/labstack/echo/v4"
 )
 
 type meUpdateRequest struct {
 	DisplayName *string `json:"display_name"`
+	// EmbedParameters writes the generation parameters (prompt included)
+	// into new PNGs' own metadata.
+	EmbedParameters *bool `json:"embed_parameters"`
 }
 
-// handleMeUpdate changes the caller's profile (the display name for now;
-// email changes need mail to confirm the new address).
+// handleMeUpdate changes the caller's profile and preferences (email
+// changes need mail to confirm the new address). It answers like GET /me.
 func (s *Server) handleMeUpdate(c echo.Context) error {
 	var req meUpdateRequest
 	if err := decodeJSON(c, &req); err != nil {
@@ -19,16 +20,15 @@ func (s *Server) handleMeUpdate(c echo.Context) error {
 	}
 	p := currentUser(c)
 	ctx := c.Request().Context()
-	if req.DisplayName == nil {
-		u, err := s.auth.Profile(ctx, p.User.ID)
-		if err != nil {
+	if req.DisplayName != nil {
+		if _, err := s.auth.UpdateProfile(ctx, p.User.ID, *req.DisplayName); err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, toUserJSON(u))
 	}
-	u, err := s.auth.UpdateProfile(ctx, p.User.ID, *req.DisplayName)
-	if err != nil {
-		return err
+	if req.EmbedParameters != nil {
+		if err := s.db.SetEmbedParameters(ctx, p.User.ID, *req.EmbedParameters); err != nil {
+			return err
+		}
 	}
-	return c.JSON(http.StatusOK, toUserJSON(u))
+	return s.handleMeGet(c)
 }

@@ -57,12 +57,22 @@ func (s *Server) settingsProfile(c echo.Context) error {
 	}
 	p := s.settingsPage(c, "profile", d)
 	p.Form["display_name"] = u.DisplayName
+	if on, err := s.db.EmbedParameters(c.Request().Context(), u.ID); err != nil {
+		return err
+	} else if on {
+		p.Form["embed_parameters"] = "1"
+	}
 	return s.render(c, http.StatusOK, "settings_profile", p)
 }
 
 func (s *Server) settingsProfileSave(c echo.Context) error {
-	values := formValues(c, "display_name")
-	if _, err := s.auth.UpdateProfile(c.Request().Context(), currentUser(c).User.ID, values["display_name"]); err != nil {
+	values := formValues(c, "display_name", "embed_parameters")
+	ctx, uid := c.Request().Context(), currentUser(c).User.ID
+	_, err := s.auth.UpdateProfile(ctx, uid, values["display_name"])
+	if err == nil {
+		err = s.db.SetEmbedParameters(ctx, uid, values["embed_parameters"] == "1")
+	}
+	if err != nil {
 		d, _, derr := s.profilePageData(c)
 		if derr != nil {
 			return derr
@@ -308,12 +318,4 @@ func (s *Server) settingsAPIKeyRevoke(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/settings/api-keys?done=key-revoked")
-}
-
-// settingsPlaceholder shows a settings section that is not built yet, so
-// the menu never leads to a 404. The privacy & data area replaces these.
-func (s *Server) settingsPlaceholder(section string) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		return s.render(c, http.StatusOK, "settings_"+section, s.settingsPage(c, section, nil))
-	}
 }

@@ -124,7 +124,6 @@ func (s *Server) routes() {
 	e.POST("/logout", s.logoutSubmit)
 	e.GET("/reset", s.resetForm)
 	e.POST("/reset", s.resetSubmit)
-	e.GET("/support", s.supportView)
 	e.GET("/settings", s.settingsHome, pages)
 	e.GET("/settings/profile", s.settingsProfile, pages)
 	e.POST("/settings/profile", s.settingsProfileSave, pages)
@@ -139,8 +138,30 @@ func (s *Server) routes() {
 	e.GET("/settings/api-keys", s.settingsAPIKeys, pages)
 	e.POST("/settings/api-keys", s.settingsAPIKeyCreate, pages)
 	e.POST("/settings/api-keys/:id/revoke", s.settingsAPIKeyRevoke, pages)
-	e.GET("/settings/privacy", s.settingsPlaceholder("privacy"), pages)
-	e.GET("/settings/communications", s.settingsPlaceholder("communications"), pages)
+	// Privacy & data, communications and support pages (page_privacy.go,
+	// page_communications.go, page_support.go): one's own only; the
+	// support page itself is public (how to reach the operator), the
+	// queue is for support staff and admins, /goodbye is where a deleted
+	// account lands, signed out.
+	e.GET("/settings/privacy", s.settingsPrivacy, pages)
+	e.POST("/settings/privacy/exports", s.settingsExportCreate, pages)
+	e.POST("/settings/privacy/consents", s.consentsSave("privacy"), pages)
+	e.POST("/settings/privacy/restrict", s.settingsRestrict, pages)
+	e.POST("/settings/privacy/requests", s.settingsRequestFile, pages)
+	e.POST("/settings/privacy/policy-ack", s.settingsPolicyAck, pages)
+	e.POST("/settings/privacy/delete", s.settingsAccountDelete, pages)
+	e.GET("/goodbye", s.goodbyeView)
+	e.GET("/settings/communications", s.settingsCommunications, pages)
+	e.POST("/settings/communications/consents", s.consentsSave("communications"), pages)
+	e.GET("/support", s.supportView)
+	e.POST("/support/tickets", s.supportTicketOpen, pages)
+	e.GET("/support/tickets/:id", s.supportTicketView, pages)
+	e.POST("/support/tickets/:id/reply", s.supportTicketReply, pages)
+	staffPages := s.requireStaffPage
+	e.GET("/support/queue", s.supportQueueView, staffPages)
+	e.GET("/support/queue/:id", s.supportStaffTicketView, staffPages)
+	e.POST("/support/queue/:id/reply", s.supportStaffReply, staffPages)
+	e.POST("/support/queue/:id/close", s.supportStaffClose, staffPages)
 	adminPages := s.requireAdminPage
 	e.GET("/admin", s.adminHome, adminPages)
 	e.GET("/admin/users", s.adminUsersView, adminPages)
@@ -151,6 +172,8 @@ func (s *Server) routes() {
 	e.POST("/admin/signup-mode", s.adminSignupModeSave, adminPages)
 	e.GET("/admin/backends", s.adminBackendsView, adminPages)
 	e.GET("/admin/audit", s.adminAuditView, adminPages)
+	e.GET("/admin/requests", s.adminRequestsView, adminPages)
+	e.POST("/admin/requests/:id/close", s.adminRequestClose, adminPages)
 
 	// API: admins.
 	admin := s.requireAdmin
