@@ -150,8 +150,7 @@ func hasFlags(fs *flag.FlagSet) bool {
 func parse(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
-		return err
+		return err // the flag package has printed the usage
 	} else if err != nil {
 		return &usageError{msg: fmt.Sprintf("%v (see zimage %s --help)", err, fs.Name())}
 	}
