@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"zimage/app"
 	"zimage/app/backend"
@@ -99,26 +98,4 @@ func buildBackends(cfg config.Config) ([]backend.Backend, map[string]int, error)
 func generationLimits(cfg config.Config) app.GenerationLimits {
 	g := cfg.Generation
 	return app.GenerationLimits{MaxSide: g.MaxSide, MaxPixels: g.MaxPixels, MaxSteps: g.MaxSteps, MaxCount: g.MaxCount, MaxPromptLength: g.MaxPromptLength}
-}
-
-// humanWindow writes a retention window as people read it: "90 days",
-// "12 months".
-func humanWindow(d time.Duration) string {
-	days := int(d.Hours() / 24)
-	switch {
-	case days >= 360 && days%365 == 0:
-		return plural(days/365*12, "month")
-	case days >= 30 && days%30 == 0 && days%365 != 0 && days > 90:
-		return plural(days/30, "month")
-	case days >= 1:
-		return plural(days, "day")
-	}
-	return d.String()
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
 }

@@ -223,7 +223,7 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		MetricsToken:    cfg.Metrics.Token,
 		HSTSMaxAge:      cfg.TLS.HSTSMaxAge.D(),
 		TrustedProxies:  cfg.Server.TrustedProxies,
-		ImagesRetention: humanWindow(cfg.Retention.Images.D()),
+		ImagesRetention: privacy.HumanWindow(cfg.Retention.Images.D()),
 		Limits:          generationLimits(cfg),
 		DefaultSteps:    cfg.Generation.DefaultSteps,
 	})
