@@ -395,7 +395,9 @@ func (s *Server) settingsAccountDelete(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	values := formValues(c, "totp_code", "confirm")
+	// Neither the password nor a code is shown again: a refused code is
+	// wrong or used up.
+	values := formValues(c, "confirm")
 	if values["confirm"] != "1" {
 		fe := app.FieldErrors{"confirm": "Tick this box to confirm you understand that deleting your account cannot be undone."}
 		if c.FormValue("password") == "" {
@@ -403,8 +405,7 @@ func (s *Server) settingsAccountDelete(c echo.Context) error {
 		}
 		return s.refusePrivacy(c, "delete", values, fe.Err())
 	}
-	if err := r.DeleteAccount(c.Request().Context(), currentUser(c).User.ID, c.FormValue("password"), values["totp_code"]); err != nil {
-		values["totp_code"] = "" // a used or wrong code is no help to re-show
+	if err := r.DeleteAccount(c.Request().Context(), currentUser(c).User.ID, c.FormValue("password"), c.FormValue("totp_code")); err != nil {
 		return s.refusePrivacy(c, "delete", values, err)
 	}
 	s.clearSessionCookie(c)

@@ -50,6 +50,7 @@ import (
 type flags struct {
 	n, batch, gallery, clients, fileBytes int
 	idle                                  time.Duration
+	breakdown                             bool
 }
 
 func main() {
@@ -60,6 +61,7 @@ func main() {
 	flag.IntVar(&f.clients, "clients", 8, "concurrent API clients")
 	flag.IntVar(&f.fileBytes, "bytes", 256, "size of each seeded variant file")
 	flag.DurationVar(&f.idle, "idle", 5*time.Second, "length of the API load without a sweep (the baseline)")
+	flag.BoolVar(&f.breakdown, "breakdown", true, "also time the sweep's steps one by one (seeds the images once more)")
 	flag.Parse()
 	if f.n <= 0 || f.batch <= 0 || f.gallery <= 0 || f.clients <= 0 || f.fileBytes <= 0 || f.idle <= 0 {
 		fmt.Fprintln(os.Stderr, "retention: -n, -batch, -gallery, -clients, -bytes and -idle must all be positive")
@@ -130,7 +132,19 @@ func run(dir string, f flags) error {
 		return err
 	}
 
-	// 3. API latency: a baseline with the expired images present, then
+	// 3. Where the sweep's time goes: the same steps as deleteBatch, each
+	// timed on its own.
+	var parts breakdown
+	if f.breakdown {
+		if err := e.seed(ctx, filepath.Join(e.dir, "media"), f.n, f.fileBytes, now, true); err != nil {
+			return err
+		}
+		if parts, err = e.timedParts(ctx, now, f.batch, f.n); err != nil {
+			return err
+		}
+	}
+
+	// 4. API latency: a baseline with the expired images present, then
 	// the same load while they are swept.
 	if err := e.seed(ctx, filepath.Join(e.dir, "media"), f.n, f.fileBytes, now, true); err != nil {
 		return err
@@ -150,6 +164,10 @@ func run(dir string, f flags) error {
 		float64(f.n)/api.sweep.Seconds(), float64(3*f.n)/api.sweep.Seconds(), float64(f.n)/api.sweep.Seconds())
 	fmt.Printf("DeleteExpired files/s is %.2f× find's (find/DeleteExpired time = %.2f)\n",
 		find.Seconds()/sweep.Seconds(), sweep.Seconds()/find.Seconds())
+	if f.breakdown {
+		fmt.Println()
+		parts.print(f.n)
+	}
 	fmt.Println()
 	fmt.Printf("GET /api/v1/images?limit=50 (gallery of %d), %d clients, loopback\n", f.gallery, f.clients)
 	fmt.Printf("%-22s %8s %8s %8s %8s %8s %8s %8s\n", "load", "requests", "req/s", "p50", "p95", "p99", "max", "errors")
@@ -471,4 +489,81 @@ func (l load) print(name string) {
 func pct(sorted []time.Duration, p int) time.Duration {
 	i := (len(sorted)*p + 99) / 100
 	return sorted[max(0, min(len(sorted)-1, i-1))]
+}
+
+// breakdown is the sweep's time by step, summed over all batches.
+type breakdown struct {
+	batches                    int
+	query, unlink, fsync, rows time.Duration
+	maxRows                    time.Duration // longest rows transaction: how long the writer is held
+	total                      time.Duration
+}
+
+// timedParts does what DeleteExpired does (select a batch of expired
+// keys, unlink their files, sync the folder, delete the rows in one
+// transaction), timing each step; the per-image locks are left out as
+// nothing else runs.
+func (e *env) timedParts(ctx context.Context, now time.Time, batch, want int) (breakdown, error) {
+	var b breakdown
+	dir := filepath.Join(e.dir, "media", e.victim.ID)
+	removed := 0
+	t0 := time.Now()
+	for {
+		t := time.Now()
+		keys, err := e.db.ExpiredImages(ctx, now, batch)
+		b.query += time.Since(t)
+		if err != nil {
+			return b, err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		b.batches++
+		t = time.Now()
+		for _, k := range keys {
+			for _, v := range []string{"orig", "webp", "thumb"} {
+				if err := os.Remove(filepath.Join(dir, k.ID+"."+v)); err != nil {
+					return b, err
+				}
+			}
+		}
+		b.unlink += time.Since(t)
+		t = time.Now()
+		d, err := os.Open(dir)
+		if err != nil {
+			return b, err
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return b, err
+		}
+		b.fsync += time.Since(t)
+		t = time.Now()
+		n, err := e.db.DeleteImages(ctx, keys)
+		rt := time.Since(t)
+		b.rows += rt
+		b.maxRows = max(b.maxRows, rt)
+		if err != nil {
+			return b, err
+		}
+		removed += n
+		if len(keys) < batch {
+			break
+		}
+	}
+	b.total = time.Since(t0)
+	return b, e.checkSwept(ctx, now, removed, want)
+}
+
+func (b breakdown) print(n int) {
+	fmt.Printf("sweep by step (%d batches, %s in all)     total   per batch   share\n", b.batches, b.total.Round(time.Millisecond))
+	row := func(name string, d time.Duration) {
+		fmt.Printf("%-42s %9s %10s %6.0f%%\n", name, d.Round(time.Millisecond), (d / time.Duration(max(1, b.batches))).Round(time.Microsecond), 100*d.Seconds()/b.total.Seconds())
+	}
+	row("select expired keys (ExpiredImages)", b.query)
+	row("unlink 3 files an image", b.unlink)
+	row("fsync the folder", b.fsync)
+	row("delete rows, one tx (DeleteImages)", b.rows)
+	fmt.Printf("longest rows transaction (writer held): %s; rows alone: %.0f rows/s\n", b.maxRows.Round(time.Microsecond), float64(n)/b.rows.Seconds())
 }
