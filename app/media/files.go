@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"zimage/app"
@@ -71,7 +72,7 @@ func ensureDir(dir string) error {
 func (s *Store) writeSealed(userID, imageID, variant string, data []byte) error {
 	dir := s.userDir(userID)
 	if err := ensureDir(dir); err != nil {
-		return fmt.Errorf("media: create folder for %s: %w", userID, err)
+		return diskError(fmt.Errorf("media: create folder for %s: %w", userID, err))
 	}
 	final := s.path(userID, imageID, variant)
 	var suffix [6]byte
@@ -79,7 +80,7 @@ func (s *Store) writeSealed(userID, imageID, variant string, data []byte) error 
 	tmp := final + tmpMarker + hex.EncodeToString(suffix[:])
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("media: write %s: %w", variant, err)
+		return diskError(fmt.Errorf("media: write %s: %w", variant, err))
 	}
 	err = func() error {
 		w, err := s.sealer.SealWriter(userID, fileAAD(imageID, variant), f)
@@ -102,9 +103,23 @@ func (s *Store) writeSealed(userID, imageID, variant string, data []byte) error 
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("media: write %s of image %s: %w", variant, imageID, err)
+		return diskError(fmt.Errorf("media: write %s of image %s: %w", variant, imageID, err))
 	}
 	return nil
+}
+
+// diskError turns a full disk or a read-only data folder into a message a
+// person and an administrator can act on; other errors stay internal.
+func diskError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &app.Error{Code: app.EUNAVAILABLE, Err: err,
+			Message: "The server's disk is full, so the image could not be saved. Nothing else was lost; tell the administrator to free space in the data folder, then try again."}
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES):
+		return &app.Error{Code: app.EUNAVAILABLE, Err: err,
+			Message: "The server cannot write to its data folder, so the image could not be saved. Tell the administrator (zimage doctor shows what is wrong)."}
+	}
+	return err
 }
 
 // readSealed returns the plaintext of a variant file, authenticated to the
