@@ -129,6 +129,9 @@ func seedExpired(tb testing.TB, e *testEnv, user string, n int, expires time.Tim
 	if err := ensureDir(e.store.userDir(user)); err != nil {
 		tb.Fatal(err)
 	}
+	if err := ensureDir(e.store.imageDir(user, "exp00000000")); err != nil {
+		tb.Fatal(err)
+	}
 	content := make([]byte, 256)
 	rows := make([]sqlite.ImageRow, 0, 1000)
 	for i := range n {

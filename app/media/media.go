@@ -291,11 +291,19 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 			SealedPrompt: sp, SealedNegativePrompt: sn,
 		})
 	}
-	// One folder sync makes all the renames durable before any row says
-	// the files exist.
-	if err := syncDir(s.userDir(g.UserID)); err != nil {
-		cleanup()
-		return nil, app.Wrap(err, "Could not store the new image: the data folder could not be synced to disk.")
+	// One sync per folder makes all the renames durable before any row
+	// says the files exist.
+	synced := map[string]bool{}
+	for _, r := range rows {
+		dir := s.imageDir(g.UserID, r.ID)
+		if synced[dir] {
+			continue
+		}
+		synced[dir] = true
+		if err := syncDir(dir); err != nil {
+			cleanup()
+			return nil, app.Wrap(err, "Could not store the new image: the data folder could not be synced to disk.")
+		}
 	}
 	if err := s.db.InsertImages(ctx, rows); err != nil {
 		cleanup()
@@ -548,7 +556,7 @@ func (s *Store) Delete(ctx context.Context, userID, id string) error {
 	if err := s.removeVariants(userID, id); err != nil {
 		return app.Wrap(err, "Could not delete the files of image %s: check the permissions of the media folder.", id)
 	}
-	if err := syncDir(s.userDir(userID)); err != nil {
+	if err := syncDir(s.imageDir(userID, id)); err != nil {
 		return app.Wrap(err, "Could not delete image %s completely.", id)
 	}
 	return s.db.DeleteImage(ctx, userID, id)
@@ -601,10 +609,10 @@ func (s *Store) deleteBatch(ctx context.Context, keys []sqlite.ImageKey) (int, e
 		if err := s.removeVariants(k.UserID, k.ID); err != nil {
 			return 0, err
 		}
-		dirs[k.UserID] = true
+		dirs[s.imageDir(k.UserID, k.ID)] = true
 	}
-	for u := range dirs {
-		if err := syncDir(s.userDir(u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for dir := range dirs {
+		if err := syncDir(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return 0, err
 		}
 	}

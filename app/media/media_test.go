@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -33,14 +34,14 @@ func TestSaveSealsAndOpensOriginal(t *testing.T) {
 	}
 
 	for i, id := range ids {
-		raw, err := os.ReadFile(filepath.Join(e.dir, "media", "alice", id+".orig"))
+		raw, err := os.ReadFile(e.store.path("alice", id, "orig"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if bytes.Contains(raw, []byte("\x89PNG")) || bytes.Contains(raw, []byte("IHDR")) || bytes.Contains(raw, []byte("red fox")) {
 			t.Errorf("file of image %d holds plaintext", i)
 		}
-		if fi, _ := os.Stat(filepath.Join(e.dir, "media", "alice", id+".orig")); fi.Mode().Perm() != 0o600 {
+		if fi, _ := os.Stat(e.store.path("alice", id, "orig")); fi.Mode().Perm() != 0o600 {
 			t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
 		}
 		rc, ct, size, err := e.store.Open(ctx, "alice", id, "png", "full")
@@ -127,7 +128,7 @@ func TestWorkerMakesWebPAndThumbnail(t *testing.T) {
 			t.Logf("%s: %d bytes", tt.name, len(data))
 		})
 	}
-	raw, _ := os.ReadFile(filepath.Join(e.dir, "media", "alice", ids[0]+".thumb"))
+	raw, _ := os.ReadFile(e.store.path("alice", ids[0], "thumb"))
 	if bytes.Contains(raw, []byte("WEBP")) {
 		t.Error("thumbnail file on disk is not sealed")
 	}
@@ -205,7 +206,7 @@ func TestOtherUsersSeeNothing(t *testing.T) {
 
 func variantFiles(t *testing.T, e *testEnv, user, id string) []string {
 	t.Helper()
-	m, _ := filepath.Glob(filepath.Join(e.dir, "media", user, id+".*"))
+	m, _ := filepath.Glob(filepath.Join(e.store.imageDir(user, id), id+".*"))
 	return m
 }
 
@@ -397,7 +398,6 @@ func TestTamperedFilesGiveInternalErrors(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t, Options{})
 	ids := e.save(t, "gen1", "alice", "p", SaveOptions{}, testPNG(t, 64, 64, 1), testPNG(t, 64, 64, 2))
-	dir := filepath.Join(e.dir, "media", "alice")
 
 	flip := func(path string) {
 		b, err := os.ReadFile(path)
@@ -407,9 +407,9 @@ func TestTamperedFilesGiveInternalErrors(t *testing.T) {
 		b[len(b)/2] ^= 0x40
 		os.WriteFile(path, b, 0o600)
 	}
-	flip(filepath.Join(dir, ids[0]+".orig"))
+	flip(e.store.path("alice", ids[0], "orig"))
 	// A sealed file moved onto another image's name must not open either.
-	other, _ := os.ReadFile(filepath.Join(dir, ids[1]+".orig"))
+	other, _ := os.ReadFile(e.store.path("alice", ids[1], "orig"))
 
 	tests := []struct {
 		name string
@@ -418,17 +418,17 @@ func TestTamperedFilesGiveInternalErrors(t *testing.T) {
 		{"flipped byte, png", func() error { _, _, _, err := e.store.Open(ctx, "alice", ids[0], "png", "full"); return err }},
 		{"flipped byte, on-demand thumbnail", func() error { _, _, _, err := e.store.Open(ctx, "alice", ids[0], "", "thumb"); return err }},
 		{"file of another image", func() error {
-			os.WriteFile(filepath.Join(dir, ids[0]+".orig"), other, 0o600)
+			os.WriteFile(e.store.path("alice", ids[0], "orig"), other, 0o600)
 			_, _, _, err := e.store.Open(ctx, "alice", ids[0], "png", "full")
 			return err
 		}},
 		{"truncated", func() error {
-			os.WriteFile(filepath.Join(dir, ids[1]+".orig"), other[:len(other)-20], 0o600)
+			os.WriteFile(e.store.path("alice", ids[1], "orig"), other[:len(other)-20], 0o600)
 			_, _, _, err := e.store.Open(ctx, "alice", ids[1], "png", "full")
 			return err
 		}},
 		{"missing", func() error {
-			os.Remove(filepath.Join(dir, ids[1]+".orig"))
+			os.Remove(e.store.path("alice", ids[1], "orig"))
 			_, _, _, err := e.store.Open(ctx, "alice", ids[1], "png", "full")
 			return err
 		}},
@@ -452,21 +452,23 @@ func TestNewSweepsLeftovers(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t, Options{})
 	kept := e.save(t, "gen1", "alice", "p", SaveOptions{}, testPNG(t, 16, 16, 1))[0]
-	dir := filepath.Join(e.dir, "media", "alice")
 	old := time.Now().Add(-time.Hour)
 
 	// A crash while writing: a temporary file. A crash between rename and
 	// insert: a complete sealed file with no row.
-	staleTmp := filepath.Join(dir, "01STALE.orig.tmp-0a0b0c")
-	freshTmp := filepath.Join(dir, "01FRESH.orig.tmp-0d0e0f")
+	staleTmp := e.store.path("alice", "01STALE", "orig") + ".tmp-0a0b0c"
+	freshTmp := e.store.path("alice", "01FRESH", "orig") + ".tmp-0d0e0f"
+	if err := ensureDir(filepath.Dir(staleTmp)); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{staleTmp, freshTmp} {
 		os.WriteFile(p, []byte("half"), 0o600)
 	}
 	if err := e.store.writeSealed("alice", "01ORPHAN", variantOrig, testPNG(t, 16, 16, 2)); err != nil {
 		t.Fatal(err)
 	}
-	orphan := filepath.Join(dir, "01ORPHAN.orig")
-	for _, p := range []string{staleTmp, orphan, filepath.Join(dir, kept+".orig")} {
+	orphan := e.store.path("alice", "01ORPHAN", "orig")
+	for _, p := range []string{staleTmp, orphan, e.store.path("alice", kept, "orig")} {
 		os.Chtimes(p, old, old)
 	}
 
@@ -478,7 +480,7 @@ func TestNewSweepsLeftovers(t *testing.T) {
 		{staleTmp, false},
 		{orphan, false},
 		{freshTmp, true}, // may belong to a write in flight
-		{filepath.Join(dir, kept+".orig"), true},
+		{e.store.path("alice", kept, "orig"), true},
 	}
 	for _, tt := range tests {
 		_, err := os.Stat(tt.path)
@@ -511,7 +513,7 @@ func TestCrashLeavesNothingUnaccounted(t *testing.T) {
 	if _, _, _, err := e.store.Open(ctx, "alice", id, "", "thumb"); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(e.dir, "media", "alice", id+".orig"))
+	os.Remove(e.store.path("alice", id, "orig"))
 	// Save failed on its insert (second save of the same generation).
 	_, err := e.store.Save(ctx, testGeneration("gen1", "alice", "again"), testResult(data), SaveOptions{})
 	if app.ErrorCode(err) != app.ECONFLICT {
@@ -520,7 +522,7 @@ func TestCrashLeavesNothingUnaccounted(t *testing.T) {
 
 	time.Sleep(time.Millisecond)
 	e.reopen(t)
-	files, _ := filepath.Glob(filepath.Join(e.dir, "media", "alice", "*"))
+	files := userFiles(t, e, "alice")
 	for _, f := range files {
 		imgID, _, _ := strings.Cut(filepath.Base(f), ".")
 		if _, err := e.store.Get(ctx, "alice", imgID); err != nil {
@@ -533,7 +535,7 @@ func TestCrashLeavesNothingUnaccounted(t *testing.T) {
 	if err := e.store.Delete(ctx, "alice", id); err != nil {
 		t.Fatalf("finishing the interrupted delete: %v", err)
 	}
-	if files, _ := filepath.Glob(filepath.Join(e.dir, "media", "alice", "*")); len(files) != 0 {
+	if files := userFiles(t, e, "alice"); len(files) != 0 {
 		t.Errorf("files left: %v", files)
 	}
 }
@@ -654,7 +656,7 @@ func TestSaveRefusesWhatItCannotStore(t *testing.T) {
 			}
 		})
 	}
-	if files, _ := filepath.Glob(filepath.Join(e.dir, "media", "alice", "*")); len(files) != 0 {
+	if files := userFiles(t, e, "alice"); len(files) != 0 {
 		t.Errorf("refused saves left files: %v", files)
 	}
 }
@@ -758,4 +760,18 @@ func TestThumbnailBudget(t *testing.T) {
 			t.Logf("%s: %d bytes", tt.name, len(thumb))
 		})
 	}
+}
+
+// userFiles lists the regular files under user's media folder, shard
+// folders included.
+func userFiles(t *testing.T, e *testEnv, user string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(e.store.userDir(user), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
 }

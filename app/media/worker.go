@@ -166,7 +166,7 @@ func (s *Store) makeDerivatives(ctx context.Context, userID, id string, withWebP
 		}
 	}
 	// Durable before the row says the files exist.
-	if err := syncDir(s.userDir(userID)); err != nil {
+	if err := syncDir(s.imageDir(userID, id)); err != nil {
 		return nil, app.Wrap(err, "Could not store the derivatives of image %s.", id)
 	}
 	if needWebP {

@@ -147,7 +147,7 @@ func TestErasureProof(t *testing.T) {
 	if _, err := w.keys.Open(victim.ID, []byte("users/"+victim.ID+"/email"), vrec.SealedEmail); err == nil {
 		t.Error("the victim's email in the backup still opens")
 	}
-	f, err := os.Open(filepath.Join(backupDir, "media", victim.ID, victimImage+".orig"))
+	f, err := os.Open(media.FilePath(filepath.Join(backupDir, "media"), victim.ID, victimImage, "orig"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ package main
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -244,21 +246,29 @@ func smallPNG() []byte {
 }
 
 // seed writes n expired images of the victim under mediaRoot, at the paths
-// media uses (<root>/<userID>/<imageID>.<variant>), and, with rows, inserts
-// their rows 1,000 to a transaction, expired an hour before now.
+// media uses (media.FilePath), and, with rows, inserts their rows 1,000 to
+// a transaction, expired an hour before now. The images' ids carry
+// creation times spread over one retention window, as a person making
+// them day after day would have, so they land in media's time shards as
+// real ones do.
 func (e *env) seed(ctx context.Context, mediaRoot string, n, fileBytes int, now time.Time, rows bool) error {
-	dir := filepath.Join(mediaRoot, e.victim.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	content := bytes.Repeat([]byte{0xA5}, fileBytes)
 	const perTx = 1000
 	batch := make([]sqlite.ImageRow, 0, perTx)
 	created := now.Add(-media.DefaultImagesRetention - time.Hour)
+	made := map[string]bool{}
 	for i := range n {
-		id := ulid.Make().String()
+		at := created.Add(-media.DefaultImagesRetention * time.Duration(i) / time.Duration(n))
+		id := ulid.MustNew(ulid.Timestamp(at), crand.Reader).String()
 		for _, v := range []string{"orig", "webp", "thumb"} {
-			if err := os.WriteFile(filepath.Join(dir, id+"."+v), content, 0o600); err != nil {
+			path := media.FilePath(mediaRoot, e.victim.ID, id, v)
+			if dir := filepath.Dir(path); !made[dir] {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					return err
+				}
+				made[dir] = true
+			}
+			if err := os.WriteFile(path, content, 0o600); err != nil {
 				return fmt.Errorf("seed files: %w", err)
 			}
 		}
@@ -308,12 +318,15 @@ func (e *env) checkSwept(ctx context.Context, now time.Time, removed, want int) 
 	if removed != want {
 		return fmt.Errorf("DeleteExpired removed %d images, want %d", removed, want)
 	}
-	left, err := os.ReadDir(filepath.Join(e.dir, "media", e.victim.ID))
-	if err != nil {
-		return err
-	}
+	var left []string
+	filepath.WalkDir(filepath.Join(e.dir, "media", e.victim.ID), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			left = append(left, p)
+		}
+		return nil
+	})
 	if len(left) > 0 {
-		return fmt.Errorf("%d files left in the victim's folder after the sweep, e.g. %s", len(left), left[0].Name())
+		return fmt.Errorf("%d files left in the victim's folder after the sweep, e.g. %s", len(left), left[0])
 	}
 	if ids, err := e.db.ImageIDsForUser(ctx, e.victim.ID); err != nil || len(ids) > 0 {
 		return fmt.Errorf("%d rows of the victim left after the sweep (err %v)", len(ids), err)
@@ -505,7 +518,7 @@ type breakdown struct {
 // nothing else runs.
 func (e *env) timedParts(ctx context.Context, now time.Time, batch, want int) (breakdown, error) {
 	var b breakdown
-	dir := filepath.Join(e.dir, "media", e.victim.ID)
+	root := filepath.Join(e.dir, "media")
 	removed := 0
 	t0 := time.Now()
 	for {
@@ -520,23 +533,28 @@ func (e *env) timedParts(ctx context.Context, now time.Time, batch, want int) (b
 		}
 		b.batches++
 		t = time.Now()
+		dirs := map[string]bool{}
 		for _, k := range keys {
 			for _, v := range []string{"orig", "webp", "thumb"} {
-				if err := os.Remove(filepath.Join(dir, k.ID+"."+v)); err != nil {
+				path := media.FilePath(root, k.UserID, k.ID, v)
+				if err := os.Remove(path); err != nil {
 					return b, err
 				}
+				dirs[filepath.Dir(path)] = true
 			}
 		}
 		b.unlink += time.Since(t)
 		t = time.Now()
-		d, err := os.Open(dir)
-		if err != nil {
-			return b, err
-		}
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return b, err
+		for dir := range dirs {
+			d, err := os.Open(dir)
+			if err != nil {
+				return b, err
+			}
+			err = d.Sync()
+			d.Close()
+			if err != nil {
+				return b, err
+			}
 		}
 		b.fsync += time.Since(t)
 		t = time.Now()
