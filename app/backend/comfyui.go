@@ -253,6 +253,34 @@ func (c *comfyUI) Generate(ctx context.Context, req Request, progress func(Progr
 	if progress == nil {
 		progress = func(Progress) {}
 	}
+	if req.Count <= 1 {
+		return c.generateOne(ctx, req, progress)
+	}
+	// A ComfyUI batch shares one seed, so its images could not be remade
+	// one at a time. Each image is its own prompt with seed+i instead; the
+	// model stays loaded and ComfyUI caches the text encoding between them.
+	var all Result
+	for i := 0; i < req.Count; i++ {
+		one := req
+		one.Count, one.Seed = 1, req.Seed+int64(i)
+		res, err := c.generateOne(ctx, one, func(p Progress) {
+			p.Step += i * p.Steps
+			p.Steps *= req.Count
+			progress(p)
+		})
+		if err != nil {
+			return Result{}, err
+		}
+		if i == 0 {
+			all.Submitted, all.Model = res.Submitted, res.Model
+		}
+		all.Images = append(all.Images, res.Images...)
+		all.Finished = res.Finished
+	}
+	return all, nil
+}
+
+func (c *comfyUI) generateOne(ctx context.Context, req Request, progress func(Progress)) (Result, error) {
 	graph, model, err := c.fill(req)
 	if err != nil {
 		return Result{}, err

@@ -176,6 +176,19 @@ func TestComfyUIBatch(t *testing.T) {
 	if bytes.Equal(res.Images[0].Data, res.Images[1].Data) {
 		t.Error("both images of the batch are identical")
 	}
+	// Each image can be remade alone: image i is the single image of seed+i.
+	for i, img := range res.Images {
+		if img.Seed != 42+int64(i) {
+			t.Errorf("image %d has seed %d, want %d", i, img.Seed, 42+i)
+		}
+		one, err := c.Generate(context.Background(), Request{JobID: "again", Prompt: "a red fox in snow", Width: 256, Height: 256, Steps: 8, Seed: img.Seed, Count: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(one.Images[0].Data, img.Data) {
+			t.Errorf("remaking image %d with seed %d gives another picture", i, img.Seed)
+		}
+	}
 }
 
 func TestComfyUIModelOption(t *testing.T) {
