@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,5 +247,21 @@ func TestDoctor(t *testing.T) {
 	code, out, _ = run(t, nil, "doctor", "--config", cfgFile)
 	if code == 0 || !strings.Contains(out, "FAIL backends") || !strings.Contains(out, "gpu0") {
 		t.Errorf("doctor with a dead backend: %d\n%s", code, out)
+	}
+}
+
+// /metrics carries the queue and each backend, besides HTTP.
+func TestMetricsShowQueueAndBackends(t *testing.T) {
+	srv := startServe(t, testConfig(t), 20*time.Second, nil)
+	resp, err := http.Get("http://" + srv.addrs["http"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`zimage_backend_up{backend="builtin",kind="builtin"} 1`, "zimage_queue_jobs_queued 0", `zimage_backend_slots{backend="builtin",kind="builtin"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -98,4 +100,44 @@ func buildBackends(cfg config.Config) ([]backend.Backend, map[string]int, error)
 func generationLimits(cfg config.Config) app.GenerationLimits {
 	g := cfg.Generation
 	return app.GenerationLimits{MaxSide: g.MaxSide, MaxPixels: g.MaxPixels, MaxSteps: g.MaxSteps, MaxCount: g.MaxCount, MaxPromptLength: g.MaxPromptLength}
+}
+
+// registerMetrics exposes the queue and the backends on /metrics.
+func (p *pipeline) registerMetrics(reg prometheus.Registerer) {
+	stat := func(pick func(queue.Stats) int) func() float64 {
+		return func() float64 { return float64(pick(p.queue.Stats())) }
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zimage_queue_jobs_queued", Help: "Generations waiting for a backend."}, stat(func(s queue.Stats) int { return s.Queued })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zimage_queue_jobs_running", Help: "Generations running on a backend."}, stat(func(s queue.Stats) int { return s.Running })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zimage_queue_users", Help: "People with generations queued or running."}, stat(func(s queue.Stats) int { return s.Users })),
+		backendCollector{p.pool},
+	)
+}
+
+// backendCollector reports each backend's health and load at scrape time.
+type backendCollector struct{ pool *backend.Pool }
+
+var (
+	backendUpDesc    = prometheus.NewDesc("zimage_backend_up", "1 if the backend passed its last health check.", []string{"backend", "kind"}, nil)
+	backendBusyDesc  = prometheus.NewDesc("zimage_backend_busy_slots", "Jobs running on the backend.", []string{"backend", "kind"}, nil)
+	backendSlotsDesc = prometheus.NewDesc("zimage_backend_slots", "Jobs the backend may run at once.", []string{"backend", "kind"}, nil)
+)
+
+func (c backendCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- backendUpDesc
+	ch <- backendBusyDesc
+	ch <- backendSlotsDesc
+}
+
+func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, b := range c.pool.Status() {
+		up := 0.0
+		if b.Healthy {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(backendUpDesc, prometheus.GaugeValue, up, b.Name, b.Kind)
+		ch <- prometheus.MustNewConstMetric(backendBusyDesc, prometheus.GaugeValue, float64(b.Busy), b.Name, b.Kind)
+		ch <- prometheus.MustNewConstMetric(backendSlotsDesc, prometheus.GaugeValue, float64(b.Slots), b.Name, b.Kind)
+	}
 }

@@ -230,6 +230,7 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	pipe.registerMetrics(srv.Registry())
 
 	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
 	runner, err := newRetentionRunner(cfg, db, log, retentionDeps{Keys: keys, Images: pipe.media, Accounts: controls})
