@@ -207,6 +207,11 @@ var authzRows = []authzRow{
 	{route: "GET /api/v1/admin/users/:id/profile", path: "/api/v1/admin/users/{owner}/profile", prepare: grantAdminAccess, want: [5]int{401, 403, 403, 403, 200}},
 	{route: "GET /api/v1/admin/users/:id/profile", path: "/api/v1/admin/users/{owner}/profile", want: [5]int{401, 403, 403, 403, 403}}, // no reason given: no access
 	{route: "GET /api/v1/admin/users/:id/profile", path: "/api/v1/admin/users/{unknown}/profile", want: [5]int{401, 403, 403, 403, 404}},
+	{route: "GET /api/v1/admin/users/:id/images", path: "/api/v1/admin/users/{owner}/images", prepare: grantAdminAccess, want: [5]int{401, 403, 403, 403, 200}},
+	{route: "GET /api/v1/admin/users/:id/images", path: "/api/v1/admin/users/{owner}/images", want: [5]int{401, 403, 403, 403, 403}}, // no reason given: no access
+	{route: "GET /api/v1/admin/users/:id/images/:image/file", path: "/api/v1/admin/users/{owner}/images/{owner_image}/file", prepare: grantAdminAccess, want: [5]int{401, 403, 403, 403, 200}},
+	{route: "GET /api/v1/admin/users/:id/images/:image/file", path: "/api/v1/admin/users/{owner}/images/{owner_image}/file", want: [5]int{401, 403, 403, 403, 403}},
+	{route: "GET /api/v1/admin/users/:id/images/:image/file", path: "/api/v1/admin/users/{unknown}/images/{owner_image}/file", prepare: grantAdminAccess, want: [5]int{401, 403, 403, 403, 404}},
 	{route: "POST /api/v1/admin/users/:id/reset-link", path: "/api/v1/admin/users/{owner}/reset-link", want: [5]int{401, 403, 403, 403, 201}},
 	{route: "POST /api/v1/admin/users/:id/reset-link", path: "/api/v1/admin/users/{unknown}/reset-link", want: [5]int{401, 403, 403, 403, 404}},
 	{route: "POST /api/v1/admin/invites", want: [5]int{401, 403, 403, 403, 201}},

@@ -183,6 +183,8 @@ func (s *Server) routes() {
 	api.PATCH("/admin/users/:id", s.handleAdminUserUpdate, admin)
 	api.POST("/admin/users/:id/access", s.handleAdminAccess, admin)
 	api.GET("/admin/users/:id/profile", s.handleAdminProfile, admin, s.requireAccessGrant)
+	api.GET("/admin/users/:id/images", s.adminUserImages, admin, s.requireAccessGrant)
+	api.GET("/admin/users/:id/images/:image/file", s.adminUserImageFile, admin, s.requireAccessGrant)
 	api.POST("/admin/users/:id/reset-link", s.handleAdminResetLink, admin)
 	api.POST("/admin/invites", s.handleAdminInvite, admin)
 	api.PUT("/admin/settings/signup", s.handleAdminSignupMode, admin)
