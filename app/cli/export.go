@@ -9,10 +9,8 @@ import (
 
 	"zimage/app"
 	"zimage/app/auth"
-	"zimage/app/config"
 	"zimage/app/media"
 	"zimage/app/privacy"
-	"zimage/app/vault"
 )
 
 const exportSynopsis = `export --user USER --out FILE
@@ -42,21 +40,12 @@ func runExport(ctx context.Context, env Env, args []string) error {
 	if _, err := os.Lstat(*out); err == nil {
 		return &app.Error{Code: app.ECONFLICT, Message: fmt.Sprintf("%s already exists: choose another --out file, or move that one away first", *out)}
 	}
-	cfg, err := config.Load(*cfgPath, env.Environ)
+	d, err := openDataFolder(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
-	db, err := openExistingDB(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	keys, err := vault.Open(cfg.Server.DataDir, lookupEnv(env.Environ, "ZIMAGE_MASTER_KEY"))
-	if err != nil {
-		return err
-	}
-	defer keys.Close()
-	log := newLogger(Env{Stderr: env.Stderr}, cfg.Server)
+	defer d.close()
+	cfg, db, keys, log := d.cfg, d.db, d.keys, d.log
 	accounts := auth.New(db, keys, authOptions(cfg, log))
 	u, err := findUser(ctx, accounts, *user)
 	if err != nil {

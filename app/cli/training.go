@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"zimage/app/config"
 	"zimage/app/media"
 	"zimage/app/privacy"
-	"zimage/app/vault"
 )
 
 const trainingSynopsis = `training export --out DIR [--config FILE]
@@ -40,21 +38,12 @@ func runTraining(ctx context.Context, env Env, args []string) error {
 	case *out == "":
 		return &usageError{msg: "usage: zimage training export --out DIR (--out is needed)"}
 	}
-	cfg, err := config.Load(*cfgPath, env.Environ)
+	d, err := openDataFolder(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
-	db, err := openExistingDB(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	keys, err := vault.Open(cfg.Server.DataDir, lookupEnv(env.Environ, "ZIMAGE_MASTER_KEY"))
-	if err != nil {
-		return err
-	}
-	defer keys.Close()
-	log := newLogger(Env{Stderr: env.Stderr}, cfg.Server)
+	defer d.close()
+	cfg, db, keys, log := d.cfg, d.db, d.keys, d.log
 	m, err := media.New(cfg.Server.DataDir, db, keys, media.Options{ImagesRetention: cfg.Retention.Images.D(), Logger: log})
 	if err != nil {
 		return err
