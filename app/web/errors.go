@@ -30,7 +30,10 @@ var statusOf = map[string]int{
 func fromEcho(he *echo.HTTPError, r *http.Request) *app.Error {
 	switch he.Code {
 	case http.StatusNotFound:
-		return app.Errorf(app.ENOTFOUND, "There is nothing at %s. Check the address; the API is documented in the README.", r.URL.Path)
+		if isAPI(r.URL.Path) {
+			return app.Errorf(app.ENOTFOUND, "There is nothing at %s. Check the address; the API is documented in the README and docs/.", r.URL.Path)
+		}
+		return app.Errorf(app.ENOTFOUND, "There is no page at %s. Check the address, or use the links below.", r.URL.Path)
 	case http.StatusMethodNotAllowed:
 		return app.Errorf(app.EINVALID, "%s is not allowed on %s.", r.Method, r.URL.Path)
 	case http.StatusRequestEntityTooLarge:
