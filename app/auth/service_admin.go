@@ -272,6 +272,15 @@ func (s *Service) Audit(ctx context.Context, afterSeq int64, subjectID string, l
 	return s.db.AuditEntries(ctx, sqlite.AuditFilter{AfterSeq: afterSeq, SubjectID: subjectID, Limit: limit})
 }
 
+// AuditNewest returns up to limit entries older than beforeSeq (0: the
+// newest), newest first, for people reading the log.
+func (s *Service) AuditNewest(ctx context.Context, beforeSeq int64, limit int) ([]*app.AuditEntry, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	return s.db.AuditEntries(ctx, sqlite.AuditFilter{NewestFirst: true, BeforeSeq: beforeSeq, Limit: limit})
+}
+
 // GeneratePassword returns a random password for accounts an admin
 // creates without one: 16 characters in four groups (80 bits), easy to
 // read out and type, to be shown once and changed by the person.

@@ -105,12 +105,23 @@ type AuditFilter struct {
 	AfterSeq  int64
 	SubjectID string
 	Limit     int
+	// NewestFirst reads backwards from BeforeSeq (0: from the newest).
+	NewestFirst bool
+	BeforeSeq   int64
 }
 
 // AuditEntries returns entries matching f.
 func (db *DB) AuditEntries(ctx context.Context, f AuditFilter) ([]*app.AuditEntry, error) {
 	q := `SELECT ` + auditColumns + ` FROM audit_log WHERE seq > ?`
 	args := []any{f.AfterSeq}
+	order := ` ORDER BY seq LIMIT ?`
+	if f.NewestFirst {
+		order = ` ORDER BY seq DESC LIMIT ?`
+		if f.BeforeSeq > 0 {
+			q += ` AND seq < ?`
+			args = append(args, f.BeforeSeq)
+		}
+	}
 	if f.SubjectID != "" {
 		q += ` AND subject_id = ?`
 		args = append(args, f.SubjectID)
@@ -118,7 +129,7 @@ func (db *DB) AuditEntries(ctx context.Context, f AuditFilter) ([]*app.AuditEntr
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	rows, err := db.r.QueryContext(ctx, q+` ORDER BY seq LIMIT ?`, append(args, f.Limit)...)
+	rows, err := db.r.QueryContext(ctx, q+order, append(args, f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit entries: %w", err)
 	}

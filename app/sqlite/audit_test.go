@@ -100,3 +100,21 @@ func TestAuditAppendRollsBackWithItsChange(t *testing.T) {
 		t.Fatalf("entries = %v, %v; want none", entries, err)
 	}
 }
+
+func TestAuditNewestFirstPaging(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	for i := 0; i < 5; i++ {
+		if err := db.AppendAudit(ctx, app.AuditEntry{Action: "test.step"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := db.AuditEntries(ctx, AuditFilter{NewestFirst: true, Limit: 2})
+	if err != nil || len(page) != 2 || page[0].Seq != 5 || page[1].Seq != 4 {
+		t.Fatalf("newest page: %v, %v", page, err)
+	}
+	page, err = db.AuditEntries(ctx, AuditFilter{NewestFirst: true, BeforeSeq: 4, Limit: 10})
+	if err != nil || len(page) != 3 || page[0].Seq != 3 || page[2].Seq != 1 {
+		t.Fatalf("older page: %v, %v", page, err)
+	}
+}

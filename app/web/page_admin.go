@@ -206,15 +206,14 @@ type adminAuditPage struct {
 
 const adminAuditPageSize = 100
 
-// adminAuditView pages through the audit log from its start, oldest
-// first, as the store reads it (?after=SEQ).
+// adminAuditView pages through the audit log newest first (?before=SEQ).
 func (s *Server) adminAuditView(c echo.Context) error {
-	after, _ := strconv.ParseInt(c.QueryParam("after"), 10, 64)
-	entries, err := s.auth.Audit(c.Request().Context(), after, "", adminAuditPageSize+1)
+	before, _ := strconv.ParseInt(c.QueryParam("before"), 10, 64)
+	entries, err := s.auth.AuditNewest(c.Request().Context(), before, adminAuditPageSize+1)
 	if err != nil {
 		return err
 	}
-	d := adminAuditPage{First: after <= 0}
+	d := adminAuditPage{First: before <= 0}
 	if len(entries) > adminAuditPageSize {
 		entries = entries[:adminAuditPageSize]
 		d.Next = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
