@@ -49,6 +49,9 @@ func (s *comfySocket) close() {
 // listen opens /ws for clientID. A server that does not answer at all is
 // unavailable; one that answers but will not upgrade (a proxy without
 // websocket support) gets a nil socket, and the job is followed by polling.
+// comfyHelloTimeout bounds the wait for ComfyUI's first websocket message.
+const comfyHelloTimeout = 5 * time.Second
+
 func (c *comfyUI) listen(ctx context.Context, clientID string) (*comfySocket, error) {
 	u := c.base.JoinPath("ws")
 	switch u.Scheme {
@@ -68,6 +71,17 @@ func (c *comfyUI) listen(ctx context.Context, clientID string) (*comfySocket, er
 		return nil, nil
 	}
 	conn.SetReadLimit(comfyWSReadLimit)
+	// ComfyUI registers the socket, then sends a status message with its
+	// sid. Posting the prompt before that message arrives races the
+	// registration: a fast job's events would go nowhere. Wait for it
+	// (bounded); without it, the job is followed by polling /history.
+	first, cancel := context.WithTimeout(ctx, comfyHelloTimeout)
+	_, _, err = conn.Read(first)
+	cancel()
+	if err != nil {
+		conn.CloseNow()
+		return nil, nil
+	}
 	// Ask for previews that carry their prompt_id (event 4); builds that do
 	// not know the flag ignore it and keep sending event 1.
 	_ = conn.Write(ctx, websocket.MessageText, []byte(`{"type":"feature_flags","data":{"supports_preview_metadata":true}}`))
