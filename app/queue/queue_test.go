@@ -152,6 +152,8 @@ func TestRunningCapPerUser(t *testing.T) {
 		queue.Options{MaxRunningPerUser: 1}, true)
 	events, stop := e.q.Subscribe("bob")
 	defer stop()
+	aliceEvents, stopAlice := e.q.Subscribe("alice")
+	defer stopAlice()
 	p := params("slow")
 	p.Steps = 20
 	first, _ := e.submit(t, "alice", p)
@@ -159,7 +161,9 @@ func TestRunningCapPerUser(t *testing.T) {
 	bobs, _ := e.submit(t, "bob", p)
 	// Two slots are free, but alice may run one job at a time: the second
 	// slot must go to bob even though alice's second job was queued first.
+	// (Which of the two starts first is the scheduler's business.)
 	waitEvent(t, events, is(queue.EventStarted, bobs.ID))
+	waitEvent(t, aliceEvents, is(queue.EventStarted, first.ID))
 	for _, c := range []struct {
 		id, want string
 	}{{first.ID, app.GenerationRunning}, {second.ID, app.GenerationQueued}} {
