@@ -265,3 +265,22 @@ func TestMetricsShowQueueAndBackends(t *testing.T) {
 		}
 	}
 }
+
+// Every retention window of the privacy policy has a job, and both the
+// status and a dry run list them all.
+func TestRetentionListsEveryWindow(t *testing.T) {
+	cfg := testConfig(t)
+	startServe(t, cfg, 20*time.Second, nil)
+	jobs := []string{"images", "deleted-accounts", "usage", "support", "exports", "keyring-backups"}
+	for _, args := range [][]string{{"retention", "status"}, {"retention", "run", "--dry-run"}} {
+		code, out, stderr := runWithDataDir(t, cfg.Server.DataDir, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		for _, j := range jobs {
+			if !strings.Contains(out, j) {
+				t.Errorf("%v does not list the %s job:\n%s", args, j, out)
+			}
+		}
+	}
+}

@@ -236,7 +236,7 @@ func runRetentionStatus(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	runner, err := newRetentionRunner(cfg, db, nil, retentionDeps{})
+	runner, err := newRetentionRunner(cfg, db, nil, retentionDeps{Images: expiredImageCounter{db}})
 	if err != nil {
 		return err
 	}
