@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,18 +51,12 @@ type A1111Config struct {
 
 // A1111 is a fake AUTOMATIC1111/Forge `--api` server on a loopback port.
 type A1111 struct {
-	URL string
-
-	ln   net.Listener
-	srv  *http.Server
-	kill sync.Once
-	dead chan struct{}
+	*process
 
 	queue sync.Mutex // A1111's queue_lock: one txt2img at a time
 
 	mu        sync.Mutex
 	cfg       A1111Config
-	requests  map[string]int
 	bodies    []map[string]any
 	loaded    bool   // the first job's model load is done
 	current   string // loaded checkpoint
@@ -84,14 +77,13 @@ func (j *a1111Job) interrupt() { j.once.Do(func() { close(j.interrupted) }) }
 
 // StartA1111 starts a fake on 127.0.0.1 with a free port.
 func StartA1111(cfg A1111Config) (*A1111, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := listen()
 	if err != nil {
-		return nil, fmt.Errorf("backendfake: listen: %w", err)
+		return nil, err
 	}
-	f := &A1111{URL: "http://" + ln.Addr().String(), ln: ln, dead: make(chan struct{}), cfg: cfg, requests: map[string]int{}, nextSeed: 1_000_000}
+	f := &A1111{process: p, cfg: cfg, nextSeed: 1_000_000}
 	f.current = f.models()[0]
-	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = f.srv.Serve(ln) }()
+	p.serve(f)
 	return f, nil
 }
 
@@ -126,32 +118,6 @@ func (f *A1111) models() []string {
 	return f.cfg.Models
 }
 
-// Kill makes the fake behave like a server process that died: the port
-// refuses connections and open ones drop, a running job with them.
-func (f *A1111) Kill() {
-	f.kill.Do(func() {
-		close(f.dead)
-		// Close the listener too: if Serve has not started yet, srv.Close
-		// does not know it, and the port would keep accepting.
-		_ = f.ln.Close()
-		_ = f.srv.Close()
-	})
-}
-
-// Close kills the fake.
-func (f *A1111) Close() { f.Kill() }
-
-// Requests returns how many requests the fake saw per "METHOD /route".
-func (f *A1111) Requests() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make(map[string]int, len(f.requests))
-	for k, v := range f.requests {
-		out[k] = v
-	}
-	return out
-}
-
 // Txt2ImgBodies returns the decoded body of every txt2img request.
 func (f *A1111) Txt2ImgBodies() []map[string]any {
 	f.mu.Lock()
@@ -169,7 +135,7 @@ func (f *A1111) Busy() bool {
 func (f *A1111) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := r.URL.Path
 	f.mu.Lock()
-	f.requests[r.Method+" "+route]++
+	f.count(r.Method + " " + route)
 	cfg := f.cfg
 	f.mu.Unlock()
 

@@ -57,18 +57,14 @@ type ComfyUIConfig struct {
 
 // ComfyUI is a fake ComfyUI server on a loopback port.
 type ComfyUI struct {
-	URL string
-
-	ln   net.Listener
-	srv  *http.Server
+	// process counts requests as "METHOD /route" with any /api prefix
+	// removed.
+	*process
 	wake chan struct{} // a prompt was queued
-	dead chan struct{} // closed by Kill
 	done chan struct{} // the worker has returned
-	kill sync.Once
 
 	mu         sync.Mutex
 	cfg        ComfyUIConfig
-	requests   map[string]int
 	origins    []string
 	interrupts []string
 	deleted    []string
@@ -104,24 +100,20 @@ func (p *comfyPrompt) interrupt() { p.stopOnce.Do(func() { close(p.stop) }) }
 
 // StartComfyUI starts a fake ComfyUI on 127.0.0.1 with a free port.
 func StartComfyUI(cfg ComfyUIConfig) (*ComfyUI, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := listen()
 	if err != nil {
-		return nil, fmt.Errorf("backendfake: listen: %w", err)
+		return nil, err
 	}
 	f := &ComfyUI{
-		URL:      "http://" + ln.Addr().String(),
-		ln:       ln,
-		wake:     make(chan struct{}, 1),
-		dead:     make(chan struct{}),
-		done:     make(chan struct{}),
-		cfg:      cfg,
-		requests: map[string]int{},
-		sockets:  map[string]*comfySocket{},
-		history:  map[string]map[string]any{},
-		files:    map[string][]byte{},
+		process: p,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		cfg:     cfg,
+		sockets: map[string]*comfySocket{},
+		history: map[string]map[string]any{},
+		files:   map[string][]byte{},
 	}
-	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = f.srv.Serve(ln) }()
+	p.serve(f)
 	go f.work()
 	return f, nil
 }
@@ -157,6 +149,7 @@ func (f *ComfyUI) Kill() {
 		f.mu.Lock()
 		close(f.dead)
 		f.mu.Unlock()
+		_ = f.ln.Close() // in case Serve has not started yet
 		_ = f.srv.Close()
 		f.mu.Lock()
 		socks := f.sockets
@@ -172,18 +165,6 @@ func (f *ComfyUI) Kill() {
 func (f *ComfyUI) Close() {
 	f.Kill()
 	<-f.done
-}
-
-// Requests returns how many requests the fake saw per "METHOD /route"
-// (with any /api prefix removed).
-func (f *ComfyUI) Requests() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make(map[string]int, len(f.requests))
-	for k, v := range f.requests {
-		out[k] = v
-	}
-	return out
 }
 
 // Origins returns the Origin header of every request that carried one.
@@ -234,7 +215,7 @@ func (f *ComfyUI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = route[len("/api"):]
 	}
 	f.mu.Lock()
-	f.requests[r.Method+" "+route]++
+	f.count(r.Method + " " + route)
 	if o := r.Header.Get("Origin"); o != "" {
 		f.origins = append(f.origins, o)
 	}

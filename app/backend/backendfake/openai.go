@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -83,17 +82,11 @@ type OpenAIRequest struct {
 
 // OpenAI is a fake OpenAI-compatible image server on a loopback port.
 type OpenAI struct {
-	URL string
-
-	ln   net.Listener
-	srv  *http.Server
-	kill sync.Once
-	dead chan struct{}
-	gen  sync.Mutex // sd-server and LocalAI serialize generation
+	*process
+	gen sync.Mutex // sd-server and LocalAI serialize generation
 
 	mu       sync.Mutex
 	cfg      OpenAIConfig
-	requests map[string]int
 	seen     []OpenAIRequest
 	files    map[string][]byte
 	loaded   bool
@@ -102,14 +95,12 @@ type OpenAI struct {
 
 // StartOpenAI starts a fake on 127.0.0.1 with a free port.
 func StartOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := listen()
 	if err != nil {
-		return nil, fmt.Errorf("backendfake: listen: %w", err)
+		return nil, err
 	}
-	f := &OpenAI{URL: "http://" + ln.Addr().String(), ln: ln, dead: make(chan struct{}), cfg: cfg,
-		requests: map[string]int{}, files: map[string][]byte{}, nextSeed: 42}
-	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = f.srv.Serve(ln) }()
+	f := &OpenAI{process: p, cfg: cfg, files: map[string][]byte{}, nextSeed: 42}
+	p.serve(f)
 	return f, nil
 }
 
@@ -129,31 +120,6 @@ func (f *OpenAI) Set(change func(*OpenAIConfig)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	change(&f.cfg)
-}
-
-// Kill makes the fake behave like a server process that died.
-func (f *OpenAI) Kill() {
-	f.kill.Do(func() {
-		close(f.dead)
-		// Close the listener too: if Serve has not started yet, srv.Close
-		// does not know it, and the port would keep accepting.
-		_ = f.ln.Close()
-		_ = f.srv.Close()
-	})
-}
-
-// Close kills the fake.
-func (f *OpenAI) Close() { f.Kill() }
-
-// Requests returns how many requests the fake saw per "METHOD /route".
-func (f *OpenAI) Requests() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make(map[string]int, len(f.requests))
-	for k, v := range f.requests {
-		out[k] = v
-	}
-	return out
 }
 
 // Generations returns every image request the fake parsed.
@@ -184,7 +150,7 @@ func (c OpenAIConfig) models() []string {
 
 func (f *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	f.requests[r.Method+" "+r.URL.Path]++
+	f.count(r.Method + " " + r.URL.Path)
 	cfg := f.cfg
 	file, isFile := f.files[r.URL.Path]
 	f.mu.Unlock()
