@@ -157,6 +157,11 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	os.WriteFile(filepath.Join(dataDir, "media", "u1", "img.orig"), sealed, 0o600)
 	os.WriteFile(filepath.Join(dataDir, "media", "u1", "img.orig.tmp-123"), []byte("half"), 0o600)
 
+	// An account, whose username the backup must hold only sealed.
+	if code, _, stderr := runWithDataDir(t, dataDir, "user", "create", "--email", "quill@example.com", "--username", "quillfeather"); code != 0 {
+		t.Fatalf("user create: %s", stderr)
+	}
+
 	out := filepath.Join(t.TempDir(), "backup")
 	if code, stdout, stderr := runWithDataDir(t, dataDir, "backup", "--out", out); code != 0 {
 		t.Fatalf("backup: %d %s %s", code, stdout, stderr)
@@ -205,6 +210,12 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(fresh, "media", "u1", "img.orig")); !bytes.Equal(b, sealed) {
 		t.Error("media not restored")
+	}
+	if raw, _ := os.ReadFile(filepath.Join(out, "zimage.db")); bytes.Contains(raw, []byte("quillfeather")) {
+		t.Error("the data backup holds a username in plaintext")
+	}
+	if code, stdout, _ := runWithDataDir(t, fresh, "user", "list"); code != 0 || !strings.Contains(stdout, "quillfeather") {
+		t.Errorf("restored accounts lack the unsealed username: %d %s", code, stdout)
 	}
 	// A second restore must not overwrite.
 	if code, _, stderr := runWithDataDir(t, fresh, "restore", "--from", out); code == 0 || !strings.Contains(stderr, "already holds a database") {
