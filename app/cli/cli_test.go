@@ -295,3 +295,29 @@ func TestRetentionListsEveryWindow(t *testing.T) {
 		}
 	}
 }
+
+// `zimage policy publish --significant` queues a notice to every person,
+// as the server's own start-up sync does.
+func TestPolicyPublishSignificantQueuesNotices(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	startServe(t, cfg, 20*time.Second, nil)
+	dir := cfg.Server.DataDir
+	if code, _, stderr := runWithDataDir(t, dir, "user", "create", "--email", "reader@example.com", "--username", "policyreader"); code != 0 {
+		t.Fatalf("user create: %s", stderr)
+	}
+	env := []string{"ZIMAGE_SERVER_DATA_DIR=" + dir, "ZIMAGE_PRIVACY_CONTACT_EMAIL=privacy@example.com"}
+	code, out, stderr := run(t, env, "policy", "publish", "--significant", "--summary", "A contact address for privacy questions.")
+	if code != 0 || !strings.Contains(out, "published version 2") {
+		t.Fatalf("publish: %d %s %s", code, out, stderr)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "zimage.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mail, err := db.PendingMail(ctx, 10)
+	if err != nil || len(mail) != 1 {
+		t.Fatalf("pending notices: %d, %v; want one for the one person", len(mail), err)
+	}
+}

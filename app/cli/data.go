@@ -22,11 +22,7 @@ type dataFolder struct {
 // openDataFolder loads the config and opens the database (which must exist)
 // and the keyring, with the master key from the file or ZIMAGE_MASTER_KEY.
 func openDataFolder(ctx context.Context, env Env, cfgPath string) (*dataFolder, error) {
-	cfg, err := config.Load(cfgPath, env.Environ)
-	if err != nil {
-		return nil, err
-	}
-	db, err := openExistingDB(ctx, cfg)
+	cfg, db, err := openConfigDB(ctx, env, cfgPath)
 	if err != nil {
 		return nil, err
 	}
@@ -41,4 +37,15 @@ func openDataFolder(ctx context.Context, env Env, cfgPath string) (*dataFolder, 
 func (d *dataFolder) close() {
 	d.keys.Close()
 	d.db.Close()
+}
+
+// openConfigDB loads the config and opens the database of its existing
+// data folder, for commands that need no keys.
+func openConfigDB(ctx context.Context, env Env, cfgPath string) (config.Config, *sqlite.DB, error) {
+	cfg, err := config.Load(cfgPath, env.Environ)
+	if err != nil {
+		return cfg, nil, err
+	}
+	db, err := openExistingDB(ctx, cfg)
+	return cfg, db, err
 }

@@ -75,11 +75,7 @@ func runPolicyShow(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath, env.Environ)
-	if err != nil {
-		return err
-	}
-	db, err := openExistingDB(ctx, cfg)
+	_, db, err := openConfigDB(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -117,16 +113,15 @@ func runPolicyPublish(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath, env.Environ)
+	// The keyring is opened so a significant change queues its notice to
+	// every person here, as the server's own start-up sync does.
+	d, err := openDataFolder(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
-	db, err := openExistingDB(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	v, created, err := privacy.NewPolicies(db, nil, nil).Sync(ctx, policyValues(cfg), *summary, *significant)
+	defer d.close()
+	notices := privacy.MailNotifier{DB: d.db, Vault: d.keys, Log: d.log}
+	v, created, err := privacy.NewPolicies(d.db, d.log, notices).Sync(ctx, policyValues(d.cfg), *summary, *significant)
 	if err != nil {
 		return err
 	}

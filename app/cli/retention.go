@@ -160,11 +160,7 @@ func runRetentionRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath, env.Environ)
-	if err != nil {
-		return err
-	}
-	db, err := openExistingDB(ctx, cfg)
+	cfg, db, err := openConfigDB(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -227,11 +223,7 @@ func runRetentionStatus(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath, env.Environ)
-	if err != nil {
-		return err
-	}
-	db, err := openExistingDB(ctx, cfg)
+	cfg, db, err := openConfigDB(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
