@@ -110,9 +110,15 @@ func exitCode(env Env, err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	var ces config.Errors
 	var ce *config.Error
 	var ue *usageError
 	switch {
+	case errors.As(err, &ces):
+		for _, e := range ces {
+			fmt.Fprintf(env.Stderr, "zimage: %v\n", e)
+		}
+		return exitConfig
 	case errors.As(err, &ce):
 		fmt.Fprintf(env.Stderr, "zimage: %v\n", ce)
 		return exitConfig
