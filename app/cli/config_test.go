@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"zimage/app"
 	"zimage/app/config"
+	"zimage/app/sqlite"
 )
 
 // A config with only the keys that have no default, in every section and
@@ -58,5 +62,44 @@ func TestConfigCheckListsEveryProblem(t *testing.T) {
 	code, _, stderr = run(t, nil, "config", "check", missing)
 	if want := "zimage: config: " + missing + ": cannot read the file: no such file or directory; check the path\n"; code != 2 || stderr != want {
 		t.Errorf("missing file: exit %d, stderr %q, want %q", code, stderr, want)
+	}
+}
+
+// A start with a shortened retention.images brings the expiry of images
+// already stored down to the new window, so the gallery's countdown is the
+// real one before the first retention run.
+func TestServeShortensStoredImageExpiries(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.Server.DataDir, "zimage.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Millisecond)
+	row := sqlite.ImageRow{Image: app.Image{ID: "img1", UserID: "alice", GenerationID: "g1", Width: 64, Height: 64,
+		ContentType: "image/png", Bytes: 1, Steps: 8, Backend: "builtin", Model: "m",
+		CreatedAt: created, ExpiresAt: created.Add(90 * 24 * time.Hour)},
+		SealedPrompt: []byte("p"), SealedNegativePrompt: []byte("n")}
+	if err := db.InsertImages(ctx, []sqlite.ImageRow{row}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	cfg.Retention.Images = config.Duration(30 * 24 * time.Hour)
+	startServe(t, cfg, 20*time.Second, nil)
+	db, err = sqlite.Open(ctx, filepath.Join(cfg.Server.DataDir, "zimage.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Image(ctx, "alice", "img1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := created.Add(30 * 24 * time.Hour); !got.ExpiresAt.Equal(want) {
+		t.Errorf("after a start with a 30-day window the image expires %v, want %v", got.ExpiresAt, want)
 	}
 }
