@@ -51,6 +51,17 @@ func TestMinimalBackendTables(t *testing.T) {
 	}
 }
 
+// loadText loads file (none when "") with env and returns the error.
+func loadText(t *testing.T, file string, env []string) error {
+	t.Helper()
+	path := ""
+	if file != "" {
+		path = writeConfig(t, file)
+	}
+	_, err := Load(path, env)
+	return err
+}
+
 func withIdentity(b Backend, name, url string) Backend {
 	b.Name, b.URL = name, url
 	return b
@@ -94,15 +105,12 @@ func TestErrorsNameOnlyWrittenValues(t *testing.T) {
 		{"value from the environment", "", []string{"ZIMAGE_QUEUE_MAX_RUNNING_PER_USER=0"}, "queue.max_running_per_user = 0", "ZIMAGE_QUEUE_MAX_RUNNING_PER_USER"},
 		{"file value overridden by the environment", "[queue]\nmax_running_per_user = 2\n", []string{"ZIMAGE_QUEUE_MAX_RUNNING_PER_USER=0"}, "queue.max_running_per_user = 0", "ZIMAGE_QUEUE_MAX_RUNNING_PER_USER"},
 		{"default in a conflict is labelled", "[generation]\nmax_pixels = 4096\nmax_side = 64\ndefault_steps = 8\nmax_steps = 4\n", nil, "generation.default_steps = 8", "z.toml:4"},
-		{"conflict with a default names the default as such", "[tls]\nmode = \"files\"\ncert_file = \"c\"\nkey_file = \"k\"\nlisten = \"127.0.0.1:8080\"\n", nil, "tls.listen = \"127.0.0.1:8080\"", "z.toml:5"},
+		{"conflict with a default names the written side", "[tls]\nmode = \"files\"\ncert_file = \"c\"\nkey_file = \"k\"\nlisten = \"127.0.0.1:8080\"\n", nil, "tls.listen = \"127.0.0.1:8080\"", "z.toml:5"},
+		{"a default in a conflict is said to be one", "[server]\nlisten = \":443\"\n[tls]\nmode = \"files\"\ncert_file = \"c\"\nkey_file = \"k\"\n", nil, "tls.listen: is also server.listen; give the TLS listener its own address (tls.listen is not set, so its default \":443\" applies)", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.file != "" {
-				path = writeConfig(t, tt.file)
-			}
-			_, err := Load(path, tt.env)
+			err := loadText(t, tt.file, tt.env)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -156,11 +164,7 @@ func TestEveryProblemInOneRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.file != "" {
-				path = writeConfig(t, tt.file)
-			}
-			_, err := Load(path, tt.env)
+			err := loadText(t, tt.file, tt.env)
 			var errs Errors
 			if !errors.As(err, &errs) {
 				t.Fatalf("got %v, want config.Errors", err)
