@@ -63,7 +63,7 @@ func migrateImages(tx *sql.Tx) error {
 // retention.images the images kept longer than the new window are found
 // without reading the whole table (ShortenImageExpiries, CountExpiredImages).
 func migrateImagesLifetimeIndex(tx *sql.Tx) error {
-	return execAll(tx, `CREATE INDEX images_lifetime ON images (expires_at - created_at)`)
+	return execAll(tx, `CREATE INDEX images_lifetime ON images (expires_at - created_at, created_at)`)
 }
 
 // ImageRow is an images row as stored: the domain image (whose plaintext
@@ -247,19 +247,34 @@ func (db *DB) ExpiredImages(ctx context.Context, now time.Time, limit int) ([]Im
 // creation: expires_at = min(expires_at, created_at + window). A shortened
 // retention.images thus applies to images already stored, and the
 // countdown people see is the real one; a longer window never moves an
-// expiry later than people were told. It returns how many it changed.
+// expiry later than people were told. It changes shortenBatch rows a
+// transaction, so the writer is never held for long, checks ctx between
+// batches, and returns how many it changed.
 func (db *DB) ShortenImageExpiries(ctx context.Context, window time.Duration) (int, error) {
-	res, err := db.w.ExecContext(ctx, `UPDATE images SET expires_at = created_at + ?
-		WHERE expires_at - created_at > ?`, window.Milliseconds(), window.Milliseconds())
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: shorten image expiries: %w", err)
+	w := window.Milliseconds()
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		// Changed rows leave the lifetime range, so each batch finds the next.
+		res, err := db.w.ExecContext(ctx, `UPDATE images SET expires_at = created_at + ?
+			WHERE rowid IN (SELECT rowid FROM images WHERE expires_at - created_at > ? LIMIT ?)`, w, w, shortenBatch)
+		if err != nil {
+			return total, fmt.Errorf("sqlite: shorten image expiries: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("sqlite: shorten image expiries: %w", err)
+		}
+		total += int(n)
+		if n < shortenBatch {
+			return total, nil
+		}
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: shorten image expiries: %w", err)
-	}
-	return int(n), nil
 }
+
+const shortenBatch = 1000
 
 // CountExpiredImages counts the images due as of now under window: those
 // whose expiry has passed, and those whose expiry ShortenImageExpiries

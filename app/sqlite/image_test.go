@@ -243,7 +243,7 @@ func TestShortenImageExpiries(t *testing.T) {
 	}
 
 	for _, q := range []string{
-		`UPDATE images SET expires_at = created_at + 1 WHERE expires_at - created_at > 1`,
+		`SELECT rowid FROM images WHERE expires_at - created_at > 1 LIMIT 1000`,
 		`SELECT count(*) FROM images WHERE expires_at <= 1 OR (expires_at - created_at > 1 AND created_at <= 1)`,
 	} {
 		var steps []string
@@ -262,5 +262,31 @@ func TestShortenImageExpiries(t *testing.T) {
 		if !strings.Contains(joined, "images_lifetime") || strings.Contains(joined, "SCAN images") {
 			t.Errorf("plan of %q is %q: want the images_lifetime index, no table scan", q, joined)
 		}
+	}
+}
+
+// Shortening more images than one batch holds changes them all, a batch a
+// transaction.
+func TestShortenImageExpiriesInBatches(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := 2*shortenBatch + 500
+	rows := make([]ImageRow, n)
+	for i := range rows {
+		rows[i] = testImageRow(fmt.Sprintf("id%05d", i), "alice", fmt.Sprintf("g%d", i), 0, t0.Add(time.Duration(i)*time.Second))
+	}
+	if err := db.InsertImages(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.ShortenImageExpiries(ctx, time.Hour); err != nil || got != n {
+		t.Fatalf("shortened %d, %v; want %d", got, err, n)
+	}
+	if got, err := db.CountExpiredImages(ctx, t0.Add(time.Duration(n)*time.Second+time.Hour), time.Hour); err != nil || got != n {
+		t.Errorf("due after the last one's hour: %d, %v; want %d", got, err, n)
+	}
+	var late int
+	if err := db.r.QueryRow(`SELECT count(*) FROM images WHERE expires_at <> created_at + 3600000`).Scan(&late); err != nil || late != 0 {
+		t.Errorf("%d images not shortened to created + 1h (%v)", late, err)
 	}
 }
