@@ -238,8 +238,8 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Errors is every problem one load found, in the order found, so a person
-// fixes them all in one round rather than one per start.
+// Errors is every problem one load found, in the order of the file's
+// lines, so a person fixes them all in one round rather than one a start.
 type Errors []*Error
 
 func (es Errors) Error() string {
@@ -282,7 +282,7 @@ func Load(path string, env []string) (Config, error) {
 		}
 		o.data = data
 		var fatal bool
-		errs, fatal = decode(&cfg, o)
+		errs, fatal = decode(&cfg, &o)
 		if fatal {
 			return cfg, errs
 		}

@@ -15,23 +15,44 @@ import (
 // person wrote (or the environment variable they set), and a value nobody
 // wrote is never presented as theirs.
 type origin struct {
-	path string
-	data []byte
-	env  map[string]string // key -> ZIMAGE_ variable that set it
+	path    string
+	data    []byte
+	written map[string]bool   // keys the file sets ("server.listen", "backends[0].url")
+	env     map[string]string // key -> ZIMAGE_ variable that set it
 }
 
-// source is file:line or the variable name for a key that was set; "" for
-// a key left at its default.
+// source is file:line (or the file, where the line cannot be told) or the
+// variable name for a key that was set; "" for a key left at its default.
 func (o origin) source(key string) string {
 	if name, ok := o.env[key]; ok {
 		return name
 	}
-	if o.data != nil {
-		if n := lineOf(o.data, key); n > 0 {
-			return fmt.Sprintf("%s:%d", o.path, n)
-		}
+	if n := lineOf(o.data, key); n > 0 {
+		return fmt.Sprintf("%s:%d", o.path, n)
+	}
+	if o.written[key] {
+		return o.path
 	}
 	return ""
+}
+
+// writtenKeys lists every key and table raw sets, however it was written
+// (tables, inline tables, dotted keys).
+func writtenKeys(raw map[string]any, prefix string, out map[string]bool) {
+	for k, v := range raw {
+		key := prefix + k
+		out[key] = true
+		switch x := v.(type) {
+		case map[string]any:
+			writtenKeys(x, key+".", out)
+		case []any:
+			for i, item := range x {
+				if m, ok := item.(map[string]any); ok {
+					writtenKeys(m, fmt.Sprintf("%s[%d].", key, i), out)
+				}
+			}
+		}
+	}
 }
 
 func (o origin) isSet(key string) bool { return o.source(key) != "" }
@@ -39,7 +60,7 @@ func (o origin) isSet(key string) bool { return o.source(key) != "" }
 // decode applies the file on top of cfg. A syntax error stops it (fatal);
 // unknown keys and values of the wrong type are all reported, and the keys
 // around them still apply, so validation can report the rest.
-func decode(cfg *Config, o origin) (Errors, bool) {
+func decode(cfg *Config, o *origin) (Errors, bool) {
 	var raw map[string]any
 	if err := toml.Unmarshal(o.data, &raw); err != nil {
 		var de *toml.DecodeError
@@ -50,6 +71,8 @@ func decode(cfg *Config, o origin) (Errors, bool) {
 		}
 		return Errors{{Source: src, Allowed: "not valid TOML: " + strings.TrimPrefix(err.Error(), "toml: ")}}, true
 	}
+	o.written = map[string]bool{}
+	writtenKeys(raw, "", o.written)
 	var errs Errors
 	// A [[backends]] table in the file replaces the default list rather than
 	// appending to it: an admin who configures ComfyUI does not want the
@@ -70,11 +93,11 @@ func decode(cfg *Config, o origin) (Errors, bool) {
 			}
 			kind, _ := table["kind"].(string)
 			b := DefaultBackend(kind)
-			errs = append(errs, decodeTable(&b, table, fmt.Sprintf("backends[%d].", i), o)...)
+			errs = append(errs, decodeTable(&b, table, fmt.Sprintf("backends[%d].", i), *o)...)
 			cfg.Backends = append(cfg.Backends, b)
 		}
 	}
-	return append(errs, decodeTable(cfg, raw, "", o)...), false
+	return append(errs, decodeTable(cfg, raw, "", *o)...), false
 }
 
 // decodeTable decodes raw into v strictly. The decoder stops at the first

@@ -106,6 +106,8 @@ func TestErrorsNameOnlyWrittenValues(t *testing.T) {
 		{"file value overridden by the environment", "[queue]\nmax_running_per_user = 2\n", []string{"ZIMAGE_QUEUE_MAX_RUNNING_PER_USER=0"}, "queue.max_running_per_user = 0", "ZIMAGE_QUEUE_MAX_RUNNING_PER_USER"},
 		{"default in a conflict is labelled", "[generation]\nmax_pixels = 4096\nmax_side = 64\ndefault_steps = 8\nmax_steps = 4\n", nil, "generation.default_steps = 8", "z.toml:4"},
 		{"conflict with a default names the written side", "[tls]\nmode = \"files\"\ncert_file = \"c\"\nkey_file = \"k\"\nlisten = \"127.0.0.1:8080\"\n", nil, "tls.listen = \"127.0.0.1:8080\"", "z.toml:5"},
+		{"inline table value is the person's", "server = { log_format = \"xml\" }\n", nil, `server.log_format = "xml": must be one of text, json`, "z.toml"},
+		{"dotted key value is the person's", "server.log_format = \"xml\"\n", nil, `server.log_format = "xml": must be one of text, json`, "z.toml:1"},
 		{"a default in a conflict is said to be one", "[server]\nlisten = \":443\"\n[tls]\nmode = \"files\"\ncert_file = \"c\"\nkey_file = \"k\"\n", nil, "tls.listen: is also server.listen; give the TLS listener its own address (tls.listen is not set, so its default \":443\" applies)", ""},
 	}
 	for _, tt := range tests {

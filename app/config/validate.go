@@ -27,7 +27,7 @@ func (c *Config) validate(o origin) Errors {
 	} {
 		check(&p)
 	}
-	known := o.data != nil || o.env != nil
+	known := o.written != nil || o.env != nil
 	for _, e := range p {
 		if e.Source = o.source(e.Key); e.Source == "" && known && e.Value != "" {
 			e.Allowed += fmt.Sprintf(" (%s is not set, so its default %s applies)", e.Key, e.Value)
