@@ -110,9 +110,15 @@ func exitCode(env Env, err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	var ces config.Errors
 	var ce *config.Error
 	var ue *usageError
 	switch {
+	case errors.As(err, &ces):
+		for _, e := range ces {
+			fmt.Fprintf(env.Stderr, "zimage: %v\n", e)
+		}
+		return exitConfig
 	case errors.As(err, &ce):
 		fmt.Fprintf(env.Stderr, "zimage: %v\n", ce)
 		return exitConfig
@@ -147,19 +153,44 @@ func hasFlags(fs *flag.FlagSet) bool {
 	return n > 0
 }
 
+// parse reads flags wherever they stand among the arguments: the flag
+// package stops at the first argument, so `audit verify --config FILE` or
+// `user disable alice --config FILE` would leave the flags unread. "--"
+// still ends the flags. fs.Args() then holds the arguments alone, in order.
 func parse(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return err // the flag package has printed the usage
-	} else if err != nil {
-		return &usageError{msg: fmt.Sprintf("%v (see zimage %s --help)", err, fs.Name())}
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			return err // the flag package has printed the usage
+		} else if err != nil {
+			return &usageError{msg: fmt.Sprintf("%v (see zimage %s --help)", err, fs.Name())}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if i := len(args) - len(rest) - 1; i >= 0 && args[i] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	// Parsing "--" alone sets fs.Args() and leaves every flag as it is.
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 // configFlag adds --config, defaulting to $ZIMAGE_CONFIG.
 func configFlag(fs *flag.FlagSet, env Env) *string {
 	return fs.String("config", lookupEnv(env.Environ, "ZIMAGE_CONFIG"), "config `FILE` (TOML); default $ZIMAGE_CONFIG, else built-in defaults")
+}
+
+// flagSet reports whether name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func lookupEnv(environ []string, name string) string {
@@ -181,18 +212,24 @@ func runVersion(_ context.Context, env Env, args []string) error {
 }
 
 func runConfig(_ context.Context, env Env, args []string) error {
-	fs := newFlags(env, "config", "config check FILE\n\nValidates FILE (plus ZIMAGE_* environment overrides) exactly as a start would, and exits 2 on the first problem.")
+	fs := newFlags(env, "config", "config check FILE | config check --config FILE\n\nValidates FILE (plus ZIMAGE_* environment overrides) exactly as a start would, and exits 2\nlisting every problem found.")
+	cfgPath := configFlag(fs, env)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	rest := fs.Args()
-	if len(rest) != 2 || rest[0] != "check" {
+	path := *cfgPath
+	switch {
+	case len(rest) == 2 && rest[0] == "check" && !flagSet(fs, "config"):
+		path = rest[1]
+	case len(rest) == 1 && rest[0] == "check" && path != "":
+	default:
 		return &usageError{msg: "usage: zimage config check FILE"}
 	}
-	if _, err := config.Load(rest[1], env.Environ); err != nil {
+	if _, err := config.Load(path, env.Environ); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "%s: OK\n", rest[1])
+	fmt.Fprintf(env.Stdout, "%s: OK\n", path)
 	return nil
 }
 

@@ -28,7 +28,8 @@ func runDoctor(ctx context.Context, env Env, args []string) error {
 	cfg, cfgErr := config.Load(*cfgPath, env.Environ)
 	checks := []check{{"config", func() (bool, string) {
 		if cfgErr != nil {
-			return false, cfgErr.Error()
+			// One problem a line, under the first.
+			return false, strings.ReplaceAll(cfgErr.Error(), "\n", "\n"+strings.Repeat(" ", 16))
 		}
 		return true, fmt.Sprintf("%s: valid", orDefaults(*cfgPath))
 	}}}

@@ -41,6 +41,13 @@ func startPipeline(ctx context.Context, cfg config.Config, db *sqlite.DB, keys *
 	if err != nil {
 		return nil, err
 	}
+	// A shortened retention.images applies to stored images from this
+	// start: the countdown people see must be the one the sweep keeps.
+	if n, err := m.ShortenExpiries(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("images expire sooner under the shortened retention.images", "images", n, "window", cfg.Retention.Images.String())
+	}
 	// Each person chooses whether new PNGs carry their parameters.
 	q := queue.New(db, pool, keys, media.Sink{Media: m, Options: media.PersonPreferences(db)}, queue.Options{
 		MaxQueuedPerUser:  cfg.Queue.MaxQueuedPerUser,

@@ -53,11 +53,11 @@ func newRetentionRunner(cfg config.Config, db *sqlite.DB, log *slog.Logger, deps
 // alone.
 type expiredImageCounter struct{ db *sqlite.DB }
 
-func (c expiredImageCounter) CountExpired(ctx context.Context, now time.Time) (int, error) {
-	return c.db.CountExpiredImages(ctx, now)
+func (c expiredImageCounter) CountExpired(ctx context.Context, now time.Time, window time.Duration) (int, error) {
+	return c.db.CountExpiredImages(ctx, now, window)
 }
 
-func (c expiredImageCounter) DeleteExpired(context.Context, time.Time, int) (int, error) {
+func (c expiredImageCounter) DeleteExpired(context.Context, time.Time, time.Duration, int) (int, error) {
 	return 0, fmt.Errorf("retention: a dry run deletes nothing")
 }
 

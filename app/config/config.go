@@ -5,14 +5,14 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
-
-	"github.com/pelletier/go-toml/v2"
 )
 
 // Config is the whole configuration. Every key is documented in
@@ -168,8 +168,7 @@ func Default() Config {
 			MinAge:           13,
 			MaxLoginFailures: 5,
 		},
-		Backends: []Backend{{Name: "builtin", Kind: "builtin", Slots: 1, Timeout: Duration(10 * 60e9),
-			Models: []string{}, WorkflowMap: map[string]string{}}},
+		Backends: []Backend{builtinBackend()},
 		Queue: Queue{
 			MaxQueuedPerUser:  20,
 			MaxRunningPerUser: 1,
@@ -199,6 +198,19 @@ func Default() Config {
 
 const day = 24 * 3600e9
 
+func builtinBackend() Backend {
+	b := DefaultBackend("builtin")
+	b.Name = "builtin"
+	return b
+}
+
+// DefaultBackend is what a [[backends]] table of this kind holds before the
+// keys written in it apply: a table needs only name, kind and (but for
+// builtin) url. Defaults that differ by kind belong here.
+func DefaultBackend(kind string) Backend {
+	return Backend{Kind: kind, Slots: 1, Timeout: Duration(10 * 60e9), Models: []string{}, WorkflowMap: map[string]string{}}
+}
+
 // Error is a configuration problem: one key, the value found, what is
 // allowed. cli prints it on one line and exits with status 2.
 type Error struct {
@@ -215,33 +227,91 @@ func (e *Error) Error() string {
 		b.WriteString(e.Source)
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Key)
-	if e.Value != "" {
-		fmt.Fprintf(&b, " = %s", e.Value)
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		if e.Value != "" {
+			fmt.Fprintf(&b, " = %s", e.Value)
+		}
+		b.WriteString(": ")
 	}
-	b.WriteString(": ")
 	b.WriteString(e.Allowed)
 	return b.String()
 }
 
+// Errors is every problem one load found, in the order of the file's
+// lines, so a person fixes them all in one round rather than one a start.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find the first *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// orNil keeps a nil slice from becoming a non-nil error.
+func (es Errors) orNil() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
 // Load reads the TOML file at path (none when path is ""), applies it on top
 // of Default(), then environment overrides from env (os.Environ format), and
-// validates. It touches nothing on disk but the file it reads.
+// validates. It returns every problem it finds as Errors. It touches
+// nothing on disk but the file it reads.
 func Load(path string, env []string) (Config, error) {
 	cfg := Default()
+	var errs Errors
+	o := origin{path: path}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return cfg, &Error{Key: "--config", Value: path, Allowed: "cannot read the file: " + errText(err)}
+			return cfg, Errors{{Source: path, Allowed: "cannot read the file: " + errText(err) + "; check the path"}}
 		}
-		if err := decode(&cfg, data, path); err != nil {
-			return cfg, err
+		o.data = data
+		var fatal bool
+		errs, fatal = decode(&cfg, &o)
+		if fatal {
+			return cfg, errs
 		}
 	}
-	if err := applyEnv(&cfg, env); err != nil {
-		return cfg, err
+	envSet, envErrs := applyEnv(&cfg, env)
+	errs = append(errs, envErrs...)
+	o.env = envSet
+	cfg.applyDerivedDefaults(o.isSet)
+	errs = append(errs, cfg.validate(o)...)
+	sortByLine(errs, path)
+	return cfg, errs.orNil()
+}
+
+// sortByLine puts the problems found in the file in the order of its
+// lines, the order a person fixes them in; the others (environment) follow
+// in the order found.
+func sortByLine(errs Errors, path string) {
+	line := func(e *Error) int {
+		rest, ok := strings.CutPrefix(e.Source, path+":")
+		if !ok || path == "" {
+			return math.MaxInt
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil {
+			return math.MaxInt
+		}
+		return n
 	}
-	return cfg, cfg.Validate()
+	sort.SliceStable(errs, func(i, j int) bool { return line(errs[i]) < line(errs[j]) })
 }
 
 func errText(err error) string {
@@ -250,35 +320,4 @@ func errText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
-}
-
-func decode(cfg *Config, data []byte, path string) error {
-	// A [[backends]] table in the file replaces the default list rather than
-	// appending to it: an admin who configures ComfyUI does not want the
-	// builtin renderer quietly serving jobs too.
-	if bytes.Contains(data, []byte("[[backends]]")) {
-		cfg.Backends = nil
-	}
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(cfg)
-	if err == nil {
-		return nil
-	}
-	var strict *toml.StrictMissingError
-	if errors.As(err, &strict) && len(strict.Errors) > 0 {
-		de := strict.Errors[0]
-		row, _ := de.Position()
-		return &Error{Key: strings.Join(de.Key(), "."), Allowed: "unknown key; see config.example.toml for the keys that exist", Source: fmt.Sprintf("%s:%d", path, row)}
-	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, _ := de.Position()
-		key := strings.Join(de.Key(), ".")
-		if key == "" {
-			key = "(syntax)"
-		}
-		return &Error{Key: key, Allowed: de.Error(), Source: fmt.Sprintf("%s:%d", path, row)}
-	}
-	return &Error{Key: "(file)", Value: path, Allowed: err.Error()}
 }

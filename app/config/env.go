@@ -14,10 +14,11 @@ const EnvPrefix = "ZIMAGE_"
 // envOnly are ZIMAGE_ variables read elsewhere, not config keys.
 var envOnly = map[string]bool{"ZIMAGE_CONFIG": true, "ZIMAGE_MASTER_KEY": true}
 
-// applyEnv sets ZIMAGE_<SECTION>_<KEY> values. An unknown ZIMAGE_ variable
-// is an error like an unknown key in the file: a typo must not be ignored.
-// [[backends]] is a list and has no environment form.
-func applyEnv(cfg *Config, env []string) error {
+// applyEnv sets ZIMAGE_<SECTION>_<KEY> values and returns which keys it
+// set (key -> variable), for errors to name the variable. An unknown
+// ZIMAGE_ variable is an error like an unknown key in the file: a typo must
+// not be ignored. [[backends]] is a list and has no environment form.
+func applyEnv(cfg *Config, env []string) (map[string]string, Errors) {
 	fields := envFields(cfg)
 	names := make([]string, 0)
 	values := map[string]string{}
@@ -29,17 +30,30 @@ func applyEnv(cfg *Config, env []string) error {
 		names = append(names, name)
 		values[name] = value
 	}
-	sort.Strings(names) // deterministic first error
+	sort.Strings(names) // deterministic order of errors
+	known := make([]string, 0, len(fields))
+	for name := range fields {
+		known = append(known, name)
+	}
+	set := map[string]string{}
+	var errs Errors
 	for _, name := range names {
 		f, ok := fields[name]
 		if !ok {
-			return &Error{Key: name, Allowed: "unknown environment variable; overrides are ZIMAGE_<SECTION>_<KEY> for the keys in config.example.toml (backends have none)", Source: "environment"}
+			advice := "unknown environment variable; overrides are ZIMAGE_<SECTION>_<KEY> for the keys in config.example.toml (backends have none)"
+			if near := nearest(name, known); near != "" {
+				advice = "unknown environment variable; did you mean " + near + "?"
+			}
+			errs = append(errs, &Error{Key: name, Allowed: advice, Source: "environment"})
+			continue
 		}
 		if err := setFromString(f.v, values[name]); err != nil {
-			return &Error{Key: f.key, Value: strconv.Quote(values[name]), Allowed: err.Error(), Source: name}
+			errs = append(errs, &Error{Key: f.key, Value: strconv.Quote(values[name]), Allowed: err.Error(), Source: name})
+			continue
 		}
+		set[f.key] = name
 	}
-	return nil
+	return set, errs
 }
 
 type envField struct {

@@ -113,7 +113,7 @@ func BenchmarkDeleteExpired(b *testing.B) {
 		b.StopTimer()
 		seedExpired(b, e, "alice", n, now.Add(-time.Hour))
 		b.StartTimer()
-		got, err := e.store.DeleteExpired(ctx, now, batch)
+		got, err := e.store.DeleteExpired(ctx, now, DefaultImagesRetention, batch)
 		if err != nil || got != n {
 			b.Fatalf("DeleteExpired removed %d of %d: %v", got, n, err)
 		}

@@ -570,18 +570,33 @@ func (s *Store) SetFavourite(ctx context.Context, userID, id string, favourite b
 // DefaultDeleteBatch is the batch size of DeleteExpired when none is given.
 const DefaultDeleteBatch = 100
 
-// CountExpired counts the images DeleteExpired(now) would remove (for
-// dry runs of the retention job).
-func (s *Store) CountExpired(ctx context.Context, now time.Time) (int, error) {
-	return s.db.CountExpiredImages(ctx, now)
+// CountExpired counts the images DeleteExpired(now, window) would remove
+// (for dry runs of the retention job), changing nothing.
+func (s *Store) CountExpired(ctx context.Context, now time.Time, window time.Duration) (int, error) {
+	return s.db.CountExpiredImages(ctx, now, window)
 }
 
-// DeleteExpired removes every image whose expires_at is at or before now,
-// batch images at a time: files first, then the batch's rows in one short
-// transaction, so the writer is never held for long. ctx is checked
-// between batches. It returns how many images it removed.
-func (s *Store) DeleteExpired(ctx context.Context, now time.Time, batch int) (int, error) {
+// ShortenExpiries brings the expiry of every stored image within the
+// store's images window of its creation (never later), so that a shortened
+// retention.images shows at once in the countdown people see. serve calls
+// it at start; DeleteExpired does it before each sweep.
+func (s *Store) ShortenExpiries(ctx context.Context) (int, error) {
+	return s.db.ShortenImageExpiries(ctx, s.retention)
+}
+
+// DeleteExpired removes every image due as of now under window: first it
+// brings expiries set under a longer window down to created + window, then
+// it removes those whose expires_at is at or before now, batch images at a
+// time: files first, then the batch's rows in one short transaction, so
+// the writer is never held for long. ctx is checked between batches. It
+// returns how many images it removed.
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time, window time.Duration, batch int) (int, error) {
 	batch = orDefault(batch, DefaultDeleteBatch)
+	if window > 0 {
+		if _, err := s.db.ShortenImageExpiries(ctx, window); err != nil {
+			return 0, err
+		}
+	}
 	total := 0
 	for {
 		if err := ctx.Err(); err != nil {

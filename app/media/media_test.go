@@ -249,10 +249,10 @@ func TestDeleteExpiredUsesTheClock(t *testing.T) {
 		young = append(young, e.save(t, fmt.Sprintf("young%d", i), "alice", "young", SaveOptions{}, testPNG(t, 16, 16, uint64(i)))...)
 	}
 
-	if n, err := e.store.DeleteExpired(ctx, e.clock().Add(19*24*time.Hour), 2); err != nil || n != 0 {
+	if n, err := e.store.DeleteExpired(ctx, e.clock().Add(19*24*time.Hour), 30*24*time.Hour, 2); err != nil || n != 0 {
 		t.Fatalf("a day before expiry: removed %d, %v", n, err)
 	}
-	n, err := e.store.DeleteExpired(ctx, e.clock().Add(20*24*time.Hour), 2)
+	n, err := e.store.DeleteExpired(ctx, e.clock().Add(20*24*time.Hour), 30*24*time.Hour, 2)
 	if err != nil || n != len(old) {
 		t.Fatalf("at expiry of the old ones: removed %d, %v; want %d", n, err, len(old))
 	}
@@ -276,7 +276,7 @@ func TestDeleteExpiredUsesTheClock(t *testing.T) {
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := e.store.DeleteExpired(cancelled, e.clock().Add(365*24*time.Hour), 2); !errors.Is(err, context.Canceled) {
+	if _, err := e.store.DeleteExpired(cancelled, e.clock().Add(365*24*time.Hour), 30*24*time.Hour, 2); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled run: %v", err)
 	}
 }

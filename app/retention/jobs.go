@@ -46,26 +46,27 @@ func (noPrunerError) Error() string {
 
 var errNoPruner error = noPrunerError{}
 
-// ImageSweeper deletes images whose expiry has passed; app/media's store
-// implements it. Expiry is fixed when an image is made (created + the
-// images window), so a changed window applies to new images only.
+// ImageSweeper deletes images due under the images window; app/media's
+// store implements it. An image is due at the earlier of the expiry it was
+// given at creation and created + window: a shortened window applies to
+// images already stored, a longer one never extends what people were told.
 type ImageSweeper interface {
-	DeleteExpired(ctx context.Context, now time.Time, batch int) (int, error)
-	CountExpired(ctx context.Context, now time.Time) (int, error)
+	DeleteExpired(ctx context.Context, now time.Time, window time.Duration, batch int) (int, error)
+	CountExpired(ctx context.Context, now time.Time, window time.Duration) (int, error)
 }
 
-// ImagesJob deletes generated images (files, thumbnails, rows) that
-// expired as of asOf; window is what the policy states, shown in reports.
+// ImagesJob deletes generated images (files, thumbnails, rows) due as of
+// asOf under window, the images window the policy states.
 func ImagesJob(window time.Duration, sweeper ImageSweeper) Job {
 	return Job{
 		Name:   "images",
 		Window: window,
 		Run: func(ctx context.Context, asOf time.Time, dryRun bool, batch int) (Result, error) {
 			if dryRun {
-				n, err := sweeper.CountExpired(ctx, asOf)
+				n, err := sweeper.CountExpired(ctx, asOf, window)
 				return Result{Removed: n}, err
 			}
-			n, err := sweeper.DeleteExpired(ctx, asOf, batch)
+			n, err := sweeper.DeleteExpired(ctx, asOf, window, batch)
 			return Result{Removed: n}, err
 		},
 	}

@@ -157,7 +157,7 @@ func newSQLImages(t *testing.T, expiries ...time.Time) *sqlImages {
 	return &sqlImages{db: db}
 }
 
-func (s *sqlImages) DeleteExpired(ctx context.Context, now time.Time, batch int) (int, error) {
+func (s *sqlImages) DeleteExpired(ctx context.Context, now time.Time, _ time.Duration, batch int) (int, error) {
 	total := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -176,7 +176,7 @@ func (s *sqlImages) DeleteExpired(ctx context.Context, now time.Time, batch int)
 	}
 }
 
-func (s *sqlImages) CountExpired(ctx context.Context, now time.Time) (int, error) {
+func (s *sqlImages) CountExpired(ctx context.Context, now time.Time, _ time.Duration) (int, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM images WHERE expires_at <= ?`, now.UnixMilli()).Scan(&n)
 	return n, err

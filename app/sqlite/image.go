@@ -58,6 +58,14 @@ func migrateImages(tx *sql.Tx) error {
 		`CREATE INDEX images_pending ON images (id) WHERE has_webp = 0 OR has_thumb = 0`)
 }
 
+// migrateImagesLifetimeIndex indexes how long each image was promised to
+// be kept (expires_at - created_at), so that when an admin shortens
+// retention.images the images kept longer than the new window are found
+// without reading the whole table (ShortenImageExpiries, CountExpiredImages).
+func migrateImagesLifetimeIndex(tx *sql.Tx) error {
+	return execAll(tx, `CREATE INDEX images_lifetime ON images (expires_at - created_at, created_at)`)
+}
+
 // ImageRow is an images row as stored: the domain image (whose plaintext
 // prompts the store ignores) and the prompts sealed by the caller.
 type ImageRow struct {
@@ -228,16 +236,55 @@ func (db *DB) ImagesMissingDerivatives(ctx context.Context, afterID string, limi
 }
 
 // ExpiredImages returns up to limit images whose expires_at is at or
-// before now, oldest expiry first.
+// before now, oldest expiry first. Run ShortenImageExpiries first when the
+// window may have shrunk.
 func (db *DB) ExpiredImages(ctx context.Context, now time.Time, limit int) ([]ImageKey, error) {
 	return db.imageKeys(ctx, "expired images", `SELECT id, user_id FROM images
 		WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?`, now.UnixMilli(), limit)
 }
 
-// CountExpiredImages counts images whose expiry is at or before now.
-func (db *DB) CountExpiredImages(ctx context.Context, now time.Time) (int, error) {
+// ShortenImageExpiries brings every image's expiry within window of its
+// creation: expires_at = min(expires_at, created_at + window). A shortened
+// retention.images thus applies to images already stored, and the
+// countdown people see is the real one; a longer window never moves an
+// expiry later than people were told. It changes shortenBatch rows a
+// transaction, so the writer is never held for long, checks ctx between
+// batches, and returns how many it changed.
+func (db *DB) ShortenImageExpiries(ctx context.Context, window time.Duration) (int, error) {
+	w := window.Milliseconds()
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		// Changed rows leave the lifetime range, so each batch finds the next.
+		res, err := db.w.ExecContext(ctx, `UPDATE images SET expires_at = created_at + ?
+			WHERE rowid IN (SELECT rowid FROM images WHERE expires_at - created_at > ? LIMIT ?)`, w, w, shortenBatch)
+		if err != nil {
+			return total, fmt.Errorf("sqlite: shorten image expiries: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("sqlite: shorten image expiries: %w", err)
+		}
+		total += int(n)
+		if n < shortenBatch {
+			return total, nil
+		}
+	}
+}
+
+const shortenBatch = 1000
+
+// CountExpiredImages counts the images due as of now under window: those
+// whose expiry has passed, and those whose expiry ShortenImageExpiries
+// would bring to now or before. It changes nothing (dry runs).
+func (db *DB) CountExpiredImages(ctx context.Context, now time.Time, window time.Duration) (int, error) {
 	var n int
-	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM images WHERE expires_at <= ?`, now.UnixMilli()).Scan(&n); err != nil {
+	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM images WHERE expires_at <= ?
+		OR (expires_at - created_at > ? AND created_at <= ?)`,
+		now.UnixMilli(), window.Milliseconds(), now.Add(-window).UnixMilli()).Scan(&n)
+	if err != nil {
 		return 0, fmt.Errorf("sqlite: count expired images: %w", err)
 	}
 	return n, nil

@@ -182,3 +182,111 @@ func TestExpiredImagesAndDeleteForUser(t *testing.T) {
 		t.Errorf("left %v, want 2 ids", ids)
 	}
 }
+
+// A shortened window applies to images already stored: their expiry comes
+// down to created + window (what the gallery shows and the sweep deletes),
+// and a longer window never moves an expiry later. Both queries use the
+// lifetime index rather than reading the table.
+func TestShortenImageExpiries(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const day = 24 * time.Hour
+	rows := []ImageRow{
+		testImageRow("old90", "alice", "g1", 0, t0),             // kept 90d from t0
+		testImageRow("new90", "alice", "g2", 0, t0.Add(50*day)), // kept 90d from t0+50d
+	}
+	short := testImageRow("short", "bob", "g3", 0, t0)
+	short.ExpiresAt = t0.Add(10 * day) // made under a 10-day window
+	rows = append(rows, short)
+	if err := db.InsertImages(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	expiry := func(id string) time.Time {
+		t.Helper()
+		var ms int64
+		if err := db.r.QueryRow(`SELECT expires_at FROM images WHERE id = ?`, id).Scan(&ms); err != nil {
+			t.Fatal(err)
+		}
+		return time.UnixMilli(ms).UTC()
+	}
+
+	// Dry-run count at t0+31d under a 30-day window: old90 (due at
+	// t0+30d once shortened) and short; nothing is changed by counting.
+	if n, err := db.CountExpiredImages(ctx, t0.Add(31*day), 30*day); err != nil || n != 2 {
+		t.Errorf("count under 30d at t0+31d = %d, %v; want 2", n, err)
+	}
+	if n, err := db.CountExpiredImages(ctx, t0.Add(31*day), 90*day); err != nil || n != 1 {
+		t.Errorf("count under 90d at t0+31d = %d, %v; want 1 (short only)", n, err)
+	}
+	if got := expiry("old90"); !got.Equal(t0.Add(90 * day)) {
+		t.Fatalf("counting changed an expiry: %v", got)
+	}
+
+	if n, err := db.ShortenImageExpiries(ctx, 30*day); err != nil || n != 2 {
+		t.Fatalf("shorten to 30d changed %d, %v; want 2", n, err)
+	}
+	for id, want := range map[string]time.Time{"old90": t0.Add(30 * day), "new90": t0.Add(80 * day), "short": t0.Add(10 * day)} {
+		if got := expiry(id); !got.Equal(want) {
+			t.Errorf("%s expires %v after shortening, want %v", id, got, want)
+		}
+	}
+	if n, err := db.ShortenImageExpiries(ctx, 90*day); err != nil || n != 0 {
+		t.Fatalf("a longer window changed %d, %v; want 0", n, err)
+	}
+	if got := expiry("old90"); !got.Equal(t0.Add(30 * day)) {
+		t.Errorf("a longer window moved old90's expiry to %v", got)
+	}
+	keys, err := db.ExpiredImages(ctx, t0.Add(30*day), 10)
+	if err != nil || len(keys) != 2 || keys[0].ID != "short" || keys[1].ID != "old90" {
+		t.Errorf("expired at t0+30d = %v, %v; want short, old90", keys, err)
+	}
+
+	for _, q := range []string{
+		`SELECT rowid FROM images WHERE expires_at - created_at > 1 LIMIT 1000`,
+		`SELECT count(*) FROM images WHERE expires_at <= 1 OR (expires_at - created_at > 1 AND created_at <= 1)`,
+	} {
+		var steps []string
+		plan, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for plan.Next() {
+			var id, parent, unused int
+			var detail string
+			plan.Scan(&id, &parent, &unused, &detail)
+			steps = append(steps, detail)
+		}
+		plan.Close()
+		joined := strings.Join(steps, "; ")
+		if !strings.Contains(joined, "images_lifetime") || strings.Contains(joined, "SCAN images") {
+			t.Errorf("plan of %q is %q: want the images_lifetime index, no table scan", q, joined)
+		}
+	}
+}
+
+// Shortening more images than one batch holds changes them all, a batch a
+// transaction.
+func TestShortenImageExpiriesInBatches(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := 2*shortenBatch + 500
+	rows := make([]ImageRow, n)
+	for i := range rows {
+		rows[i] = testImageRow(fmt.Sprintf("id%05d", i), "alice", fmt.Sprintf("g%d", i), 0, t0.Add(time.Duration(i)*time.Second))
+	}
+	if err := db.InsertImages(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.ShortenImageExpiries(ctx, time.Hour); err != nil || got != n {
+		t.Fatalf("shortened %d, %v; want %d", got, err, n)
+	}
+	if got, err := db.CountExpiredImages(ctx, t0.Add(time.Duration(n)*time.Second+time.Hour), time.Hour); err != nil || got != n {
+		t.Errorf("due after the last one's hour: %d, %v; want %d", got, err, n)
+	}
+	var late int
+	if err := db.r.QueryRow(`SELECT count(*) FROM images WHERE expires_at <> created_at + 3600000`).Scan(&late); err != nil || late != 0 {
+		t.Errorf("%d images not shortened to created + 1h (%v)", late, err)
+	}
+}

@@ -22,6 +22,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateConsents,
 	migrateUsernameSealed,
 	migrateUserPrefs,
+	migrateImagesLifetimeIndex,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

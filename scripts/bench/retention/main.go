@@ -306,7 +306,7 @@ func (e *env) seed(ctx context.Context, mediaRoot string, n, fileBytes int, now 
 // neither file nor row of them, and the reader's gallery whole.
 func (e *env) timedSweep(ctx context.Context, now time.Time, batch, want int) (time.Duration, error) {
 	t0 := time.Now()
-	n, err := e.media.DeleteExpired(ctx, now, batch)
+	n, err := e.media.DeleteExpired(ctx, now, media.DefaultImagesRetention, batch)
 	d := time.Since(t0)
 	if err != nil {
 		return d, fmt.Errorf("DeleteExpired: %w", err)
@@ -331,7 +331,7 @@ func (e *env) checkSwept(ctx context.Context, now time.Time, removed, want int) 
 	if ids, err := e.db.ImageIDsForUser(ctx, e.victim.ID); err != nil || len(ids) > 0 {
 		return fmt.Errorf("%d rows of the victim left after the sweep (err %v)", len(ids), err)
 	}
-	if n, err := e.db.CountExpiredImages(ctx, now); err != nil || n > 0 {
+	if n, err := e.db.CountExpiredImages(ctx, now, media.DefaultImagesRetention); err != nil || n > 0 {
 		return fmt.Errorf("%d expired rows left after the sweep (err %v)", n, err)
 	}
 	if ids, err := e.db.ImageIDsForUser(ctx, e.reader.ID); err != nil || len(ids) == 0 {
