@@ -5,21 +5,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"zimage/app/backend"
 )
 
 // TestGenerateCardsGoLive loads the generate page while one job has
-// finished, one runs and two wait, then — without a reload — cancels one
-// waiting job from its card and lets the others run: every card must
-// reach its final state, and every finished card must show its
+// finished, one runs and three wait, then — without a reload — cancels
+// one waiting job from its card, lets two run and one fail: every card
+// must reach its final state, and every finished card must show its
 // thumbnails, loaded. Whatever state the server rendered a card in, the
 // live updates must carry it to the end.
 func TestGenerateCardsGoLive(t *testing.T) {
-	gate := make(chan struct{})
+	gate := make(chan error)
 	srv := newServer(t, serverOptions{PerStep: 30 * time.Millisecond, Gate: gate})
 	b := newTab(t)
 	b.viewport(1280)
@@ -29,7 +32,7 @@ func TestGenerateCardsGoLive(t *testing.T) {
 	release := func(what string) {
 		t.Helper()
 		select {
-		case gate <- struct{}{}:
+		case gate <- nil:
 		case <-time.After(stepTimeout):
 			t.Fatalf("%s: no job came to the backend within %s", what, stepTimeout)
 		}
@@ -54,11 +57,12 @@ func TestGenerateCardsGoLive(t *testing.T) {
 	running := submit("Live card B, running when the page loaded", 1)
 	queued := submit("Live card C, waiting when the page loaded", 2)
 	canceled := submit("Live card D, canceled from the page", 1)
+	failed := submit("Live card E, failing on the backend", 1)
 	b.waitStatus(running, "running")
 
 	b.navigate(srv.URL + "/generate")
 	rendered := eval[map[string]string](b, "read the cards as rendered", cardStatusesJS)
-	want := map[string]string{done: "succeeded", running: "running", queued: "queued", canceled: "queued"}
+	want := map[string]string{done: "succeeded", running: "running", queued: "queued", canceled: "queued", failed: "queued"}
 	if fmt.Sprint(rendered) != fmt.Sprint(want) {
 		t.Fatalf("the page rendered the cards as %v, want %v", rendered, want)
 	}
@@ -70,12 +74,14 @@ func TestGenerateCardsGoLive(t *testing.T) {
 		return s && s.textContent.trim() === "canceled" ? "" : "D shows " + (s ? s.textContent : "no status");
 	})()`, canceled))
 
+	const failure = "stopped by the browser test: the server reported an error."
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
-		for range 2 { // B, then C
+		// One person's jobs run in the order they were asked for: B, C, E.
+		for _, err := range []error{nil, nil, &backend.Error{Backend: "builtin", Reason: backend.ReasonFailed, Message: failure}} {
 			select {
-			case gate <- struct{}{}:
+			case gate <- err:
 			case <-time.After(stepTimeout):
 				return
 			}
@@ -101,8 +107,13 @@ func TestGenerateCardsGoLive(t *testing.T) {
 		return problems.join("; ");
 	})()`, data))
 
+	b.waitUntil("E's card shows it failed", fmt.Sprintf(`(() => {
+		const c = document.querySelector('[data-job=%q]');
+		const s = c && c.querySelector("[data-status]");
+		return s && s.textContent.trim() === "failed" ? "" : "E shows " + (s ? s.textContent : "no status");
+	})()`, failed))
 	final := eval[map[string]string](b, "read the final cards", cardStatusesJS)
-	wantFinal := map[string]string{done: "succeeded", running: "succeeded", queued: "succeeded", canceled: "canceled"}
+	wantFinal := map[string]string{done: "succeeded", running: "succeeded", queued: "succeeded", canceled: "canceled", failed: "failed"}
 	if fmt.Sprint(final) != fmt.Sprint(wantFinal) {
 		t.Errorf("the cards ended as %v, want %v", final, wantFinal)
 	}
@@ -113,8 +124,13 @@ func TestGenerateCardsGoLive(t *testing.T) {
 			t.Errorf("card %s ends with %q, want \"Done · bar 1/1\"", id, details[id])
 		}
 	}
-	if c := eval[bool](b, "look for a Cancel button on D", fmt.Sprintf(`!!document.querySelector('[data-job=%q] [data-cancel]')`, canceled)); c {
-		t.Error("the canceled card still offers Cancel")
+	for id, what := range map[string]string{canceled: "Canceled", failed: failure} {
+		if !strings.Contains(details[id], what) || !strings.HasSuffix(details[id], "bar hidden") {
+			t.Errorf("card %s ends with %q, want %q and no progress bar", id, details[id], what)
+		}
+		if c := eval[bool](b, "look for a Cancel button", fmt.Sprintf(`!!document.querySelector('[data-job=%q] [data-cancel]')`, id)); c {
+			t.Errorf("the card %s that ended %s still offers Cancel", id, final[id])
+		}
 	}
 }
 
@@ -169,7 +185,7 @@ func (b *tab) waitUntil(what, js string) {
 // or while the network was away) are never sent again; the card must
 // still reach the job's final state once the stream is back.
 func TestGenerateCardCatchesUpAfterMissedEvents(t *testing.T) {
-	gate := make(chan struct{})
+	gate := make(chan error)
 	srv := newServer(t, serverOptions{Gate: gate})
 	b := newTab(t)
 	b.allow(0, "/api/v1/events") // blocked below on purpose
@@ -188,7 +204,7 @@ func TestGenerateCardCatchesUpAfterMissedEvents(t *testing.T) {
 	b.blockURL(srv.URL + "/api/v1/events")
 	b.navigate(srv.URL + "/generate")
 	select {
-	case gate <- struct{}{}:
+	case gate <- nil:
 	case <-time.After(stepTimeout):
 		t.Fatal("the job never reached the backend")
 	}

@@ -44,21 +44,25 @@ type serverOptions struct {
 	// PerStep slows the builtin renderer down so progress is observable.
 	PerStep time.Duration
 	// Gate, when set, holds every job at its start (running, step 0)
-	// until the test sends a value on it: the test decides which state
-	// each job is in when the page loads.
-	Gate chan struct{}
+	// until the test sends a value on it: nil lets the job run, an error
+	// fails it with that error. The test decides which state each job is
+	// in when the page loads, and how it ends.
+	Gate chan error
 }
 
 // gatedBackend is a backend whose jobs each wait for a value on gate
 // before they run.
 type gatedBackend struct {
 	backend.Backend
-	gate <-chan struct{}
+	gate <-chan error
 }
 
 func (g gatedBackend) Generate(ctx context.Context, req backend.Request, progress func(backend.Progress)) (backend.Result, error) {
 	select {
-	case <-g.gate:
+	case err := <-g.gate:
+		if err != nil {
+			return backend.Result{}, err
+		}
 	case <-ctx.Done():
 		return backend.Result{}, &backend.Error{Backend: g.Name(), Reason: backend.ReasonCanceled, Message: "was stopped before the test let the job run.", Err: ctx.Err()}
 	}
