@@ -72,8 +72,9 @@ func waitImages(t *testing.T, c *client, genID string) []string {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		var g struct {
-			Status   string   `json:"status"`
-			ImageIDs []string `json:"image_ids"`
+			Status   string          `json:"status"`
+			ImageIDs []string        `json:"image_ids"`
+			Error    json.RawMessage `json:"error"`
 		}
 		if err := json.Unmarshal(c.do("GET", "/api/v1/generations/"+genID, "").Body.Bytes(), &g); err != nil {
 			t.Fatal(err)
@@ -82,7 +83,7 @@ func waitImages(t *testing.T, c *client, genID string) []string {
 		case "succeeded":
 			return g.ImageIDs
 		case "failed", "canceled":
-			t.Fatalf("generation %s ended %s", genID, g.Status)
+			t.Fatalf("generation %s ended %s: %s", genID, g.Status, g.Error)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
