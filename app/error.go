@@ -34,7 +34,9 @@ type Error struct {
 	// Fields holds one message per offending field for EINVALID errors,
 	// keyed by the field's JSON name.
 	Fields map[string]string
-	// RetryAfterSeconds is set for ERATELIMITED.
+	// RetryAfterSeconds is set for ERATELIMITED, and for EUNAVAILABLE
+	// when the thing asked for is merely not ready yet and will be on its
+	// own within that time (a WebP copy still being made).
 	RetryAfterSeconds int
 	Err               error
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +61,7 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 type tab struct {
 	t   testing.TB
 	ctx context.Context
+	net *netWatch
 }
 
 // newTab starts chromium headless and opens a tab. The browser is stopped
@@ -83,8 +85,12 @@ func newTab(t testing.TB) *tab {
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	// Registered after t.TempDir, so it runs before the profile is removed.
+	nw := &netWatch{urls: map[network.RequestID]string{}}
+	// Registered after t.TempDir, so it runs before the profile is removed;
+	// and after the server's cleanups, so it runs while the server still
+	// answers.
 	t.Cleanup(func() {
+		nw.check(t)
 		cancel()
 		acancel()
 		if t.Failed() {
@@ -104,7 +110,110 @@ func newTab(t testing.TB) *tab {
 		cancel()
 		t.Fatalf("chromium (%s) did not start within %s\n%s", exe, stepTimeout, out)
 	}
-	return &tab{t: t, ctx: ctx}
+	if err := chromedp.Listen(ctx, nw.record); err != nil {
+		t.Fatalf("listen to chromium's network events: %v", err)
+	}
+	return &tab{t: t, ctx: ctx, net: nw}
+}
+
+// netWatch records every request of the tab that answered 4xx or 5xx, or
+// got no answer at all: a page that works for the person never asks for
+// something the server refuses, even where the page hides the failure (a
+// broken thumbnail, a fetch whose error is swallowed). Every test's tab
+// checks this at its end; a test that means to open an error page says
+// so with allow.
+type netWatch struct {
+	mu       sync.Mutex
+	urls     map[network.RequestID]string
+	failures []netFailure
+	allowed  []netFailure
+}
+
+type netFailure struct {
+	Path   string // path and query
+	Status int64  // 0: no answer
+	Error  string
+}
+
+func (f netFailure) String() string {
+	if f.Status == 0 {
+		return fmt.Sprintf("%s: no answer (%s)", f.Path, f.Error)
+	}
+	return fmt.Sprintf("%s: %d", f.Path, f.Status)
+}
+
+// record runs on chromedp's reader goroutine: it only files the event.
+func (n *netWatch) record(ev any) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch ev := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		n.urls[ev.RequestID] = ev.Request.URL
+	case *network.EventResponseReceived:
+		if ev.Response.Status >= 400 {
+			n.failures = append(n.failures, netFailure{Path: pathOf(ev.Response.URL), Status: ev.Response.Status})
+		}
+	case *network.EventLoadingFailed:
+		// Canceled: the page navigated away from a request still open (the
+		// event stream, a lazy image), which is no failure of the server.
+		if !ev.Canceled {
+			n.failures = append(n.failures, netFailure{Path: pathOf(n.urls[ev.RequestID]), Error: ev.ErrorText})
+		}
+	}
+}
+
+func pathOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "data" {
+		return raw
+	}
+	return u.RequestURI()
+}
+
+// allow lets path answer status without failing the test: an error page
+// the test opens on purpose.
+func (b *tab) allow(status int64, path string) {
+	b.net.mu.Lock()
+	defer b.net.mu.Unlock()
+	b.net.allowed = append(b.net.allowed, netFailure{Path: path, Status: status})
+}
+
+// failedRequests lists the failures seen so far that were not allowed.
+func (b *tab) failedRequests() []string {
+	b.net.mu.Lock()
+	defer b.net.mu.Unlock()
+	return b.net.unexpected()
+}
+
+func (n *netWatch) unexpected() []string {
+	var out []string
+	for _, f := range n.failures {
+		ok := false
+		for _, a := range n.allowed {
+			if a.Path == f.Path && a.Status == f.Status {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			out = append(out, f.String())
+		}
+	}
+	return out
+}
+
+func (n *netWatch) check(t testing.TB) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	bad := n.unexpected()
+	switch {
+	case len(bad) == 0:
+	case t.Failed():
+		t.Logf("also, %d requests from the page failed:%s", len(bad), joinLines(bad))
+	default:
+		t.Errorf("%d requests from the page failed (each is something the person did not get):%s", len(bad), joinLines(bad))
+	}
 }
 
 // do runs actions with a deadline; what names the step in the failure.

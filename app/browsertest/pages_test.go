@@ -25,6 +25,7 @@ var widths = []int64{390, 1280}
 func TestPages(t *testing.T) {
 	srv := newServer(t, serverOptions{})
 	b := newTab(t)
+	b.allow(http.StatusNotFound, "/no-such-page")
 
 	type pg struct{ name, path string }
 	visitor := []pg{{"home-visitor", "/"}, {"login", "/login"}, {"signup", "/signup"}, {"privacy", "/privacy"}, {"404-visitor", "/no-such-page"}}

@@ -43,6 +43,30 @@ type server struct {
 type serverOptions struct {
 	// PerStep slows the builtin renderer down so progress is observable.
 	PerStep time.Duration
+	// Gate, when set, holds every job at its start (running, step 0)
+	// until the test sends a value on it: nil lets the job run, an error
+	// fails it with that error. The test decides which state each job is
+	// in when the page loads, and how it ends.
+	Gate chan error
+}
+
+// gatedBackend is a backend whose jobs each wait for a value on gate
+// before they run.
+type gatedBackend struct {
+	backend.Backend
+	gate <-chan error
+}
+
+func (g gatedBackend) Generate(ctx context.Context, req backend.Request, progress func(backend.Progress)) (backend.Result, error) {
+	select {
+	case err := <-g.gate:
+		if err != nil {
+			return backend.Result{}, err
+		}
+	case <-ctx.Done():
+		return backend.Result{}, &backend.Error{Backend: g.Name(), Reason: backend.ReasonCanceled, Message: "was stopped before the test let the job run.", Err: ctx.Err()}
+	}
+	return g.Backend.Generate(ctx, req, progress)
 }
 
 // newServer starts a server over a fresh data folder in t.TempDir(). It
@@ -83,6 +107,9 @@ func newServer(t testing.TB, o serverOptions) *server {
 	b, err := backend.NewBuiltinWithDelay(backend.Options{Name: "builtin", Kind: backend.KindBuiltin, Slots: 1, Timeout: time.Minute}, o.PerStep)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.Gate != nil {
+		b = gatedBackend{Backend: b, gate: o.Gate}
 	}
 	pool, err := backend.NewPool([]backend.Backend{b}, map[string]int{"builtin": 1}, backend.PoolOptions{})
 	if err != nil {

@@ -483,12 +483,18 @@ const (
 // Open returns the plaintext of one file of userID's image: format png is
 // the original (its content type is returned, as a backend may have sent
 // JPEG), webp the WebP copy; size thumb the WebP thumbnail. "" picks png
-// for full and webp for thumb. The file is read and authenticated whole
-// before Open returns, so a damaged file is a clean EINTERNAL error
-// rather than a cut-off download.
+// for full. The file is read and authenticated whole before Open returns,
+// so a damaged file is a clean EINTERNAL error rather than a cut-off
+// download.
 //
-// A full WebP not made yet is EUNAVAILABLE; a missing thumbnail is made on
-// the spot (a few tens of ms) and kept.
+// Thumbnails exist only as WebP, and size=thumb serves that one whatever
+// format asks (png or webp): whoever asks for a thumbnail wants a small
+// picture to show, and the returned content type says what it is. A
+// refusal here once left every live thumbnail of the generate page broken.
+//
+// A full WebP not made yet is EUNAVAILABLE with RetryAfterSeconds set (it
+// is seconds away); a missing thumbnail is made on the spot (a few tens of
+// ms) and kept.
 func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) (io.ReadCloser, string, int64, error) {
 	switch size {
 	case "", SizeFull:
@@ -497,11 +503,8 @@ func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) 
 			format = FormatPNG
 		}
 	case SizeThumb:
-		switch format {
-		case "", FormatWebP:
+		if format == "" {
 			format = FormatWebP
-		default:
-			return nil, "", 0, &app.Error{Code: app.EINVALID, Message: "Thumbnails are WebP only: ask for format=webp&size=thumb, or size=full for a PNG.", Fields: map[string]string{"format": "thumbnails are webp only"}}
 		}
 	default:
 		return nil, "", 0, &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("Unknown size %q: use full or thumb.", size), Fields: map[string]string{"size": "must be full or thumb"}}
@@ -528,7 +531,8 @@ func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) 
 		}
 	case format == FormatWebP:
 		if !r.HasWebP {
-			return nil, "", 0, app.Errorf(app.EUNAVAILABLE, "The WebP copy of image %s is still being converted: try again in a moment, or ask for format=png.", imageID)
+			return nil, "", 0, &app.Error{Code: app.EUNAVAILABLE, RetryAfterSeconds: 1,
+				Message: fmt.Sprintf("The WebP copy of image %s is still being converted: try again in a moment, or ask for format=png.", imageID)}
 		}
 		variant, ct, hint = variantWebP, "image/webp", r.WebPBytes
 	}

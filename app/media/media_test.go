@@ -143,6 +143,10 @@ func TestThumbnailOnDemandAndWebPNotReady(t *testing.T) {
 	if app.ErrorCode(err) != app.EUNAVAILABLE || !strings.Contains(app.ErrorMessage(err), "ask for format=png") {
 		t.Fatalf("webp before conversion: got %v, want unavailable with advice", err)
 	}
+	// The WebP is seconds away: the client is told when to ask again.
+	if ae, ok := err.(*app.Error); !ok || ae.RetryAfterSeconds != 1 {
+		t.Errorf("webp before conversion: error %#v, want RetryAfterSeconds 1", err)
+	}
 	rc, _, _, err := e.store.Open(ctx, "alice", ids[0], "webp", "thumb")
 	if err != nil {
 		t.Fatal(err)
@@ -162,8 +166,16 @@ func TestThumbnailOnDemandAndWebPNotReady(t *testing.T) {
 	if again := readAll(t, rc); !bytes.Equal(again, first) {
 		t.Error("second thumbnail read differs from the stored one")
 	}
+	// Asking for a PNG thumbnail means "a thumbnail": the one there is.
+	rc, ct, _, err := e.store.Open(ctx, "alice", ids[0], "png", "thumb")
+	if err != nil {
+		t.Fatalf("Open(png, thumb): %v, want the WebP thumbnail", err)
+	}
+	if again := readAll(t, rc); ct != "image/webp" || !bytes.Equal(again, first) {
+		t.Errorf("Open(png, thumb) gave %s of %d bytes, want the stored WebP thumbnail", ct, len(again))
+	}
 
-	for _, tt := range []struct{ format, size string }{{"png", "thumb"}, {"gif", "full"}, {"png", "huge"}} {
+	for _, tt := range []struct{ format, size string }{{"gif", "full"}, {"gif", "thumb"}, {"png", "huge"}} {
 		if _, _, _, err := e.store.Open(ctx, "alice", ids[0], tt.format, tt.size); app.ErrorCode(err) != app.EINVALID {
 			t.Errorf("Open(%s, %s): got %v, want invalid", tt.format, tt.size, err)
 		}

@@ -304,6 +304,40 @@ func (db *DB) ImageIDsForGeneration(ctx context.Context, userID, generationID st
 	return keyIDs(keys), err
 }
 
+// ImageIDsForGenerations returns the image ids of each of userID's
+// generations named in generationIDs, keyed by generation id and in their
+// order within it, in one query: a page of generations costs one read
+// however long it is. Generations without images have no key.
+func (db *DB) ImageIDsForGenerations(ctx context.Context, userID string, generationIDs []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(generationIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(generationIDs)+1)
+	args = append(args, userID)
+	for _, id := range generationIDs {
+		args = append(args, id)
+	}
+	in := strings.TrimSuffix(strings.Repeat("?,", len(generationIDs)), ",")
+	rows, err := db.r.QueryContext(ctx, `SELECT generation_id, id FROM images
+		WHERE user_id = ? AND generation_id IN (`+in+`) ORDER BY generation_id, idx`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: image ids of generations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var gen, id string
+		if err := rows.Scan(&gen, &id); err != nil {
+			return nil, fmt.Errorf("sqlite: image ids of generations: %w", err)
+		}
+		out[gen] = append(out[gen], id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: image ids of generations: %w", err)
+	}
+	return out, nil
+}
+
 func keyIDs(keys []ImageKey) []string {
 	ids := make([]string, len(keys))
 	for i, k := range keys {

@@ -290,3 +290,40 @@ func TestShortenImageExpiriesInBatches(t *testing.T) {
 		t.Errorf("%d images not shortened to created + 1h (%v)", late, err)
 	}
 }
+
+func TestImageIDsForGenerations(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	// Inserted out of order: the answer follows idx, not insertion.
+	rows := []ImageRow{
+		testImageRow("a2", "alice", "g1", 1, t0), testImageRow("a1", "alice", "g1", 0, t0),
+		testImageRow("a3", "alice", "g2", 0, t0), testImageRow("b1", "bob", "g3", 0, t0),
+	}
+	if err := db.InsertImages(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		user string
+		gens []string
+		want map[string][]string
+	}{
+		{"a page of generations", "alice", []string{"g1", "g2", "g-none"}, map[string][]string{"g1": {"a1", "a2"}, "g2": {"a3"}}},
+		{"one generation", "alice", []string{"g2"}, map[string][]string{"g2": {"a3"}}},
+		{"no generations", "alice", nil, map[string][]string{}},
+		{"another person's generation", "alice", []string{"g3"}, map[string][]string{}},
+		{"own generations only", "bob", []string{"g1", "g3"}, map[string][]string{"g3": {"b1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.ImageIDsForGenerations(ctx, tt.user, tt.gens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

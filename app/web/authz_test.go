@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -325,23 +324,11 @@ func generateAndWait(t *testing.T, c *client) (genID, imageID string) {
 // and returns its id and its image's id.
 func waitGeneration(t *testing.T, c *client, genID string) (string, string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		g := c.do("GET", "/api/v1/generations/"+genID, "").json(t)
-		switch g["status"] {
-		case "succeeded":
-			ids := g["image_ids"].([]any)
-			if len(ids) != 1 {
-				t.Fatalf("succeeded with %d images", len(ids))
-			}
-			return genID, ids[0].(string)
-		case "failed", "canceled":
-			t.Fatalf("generation ended %v: %v", g["status"], g["error"])
-		}
-		time.Sleep(10 * time.Millisecond)
+	ids := waitImages(t, c, genID)
+	if len(ids) != 1 {
+		t.Fatalf("succeeded with %d images", len(ids))
 	}
-	t.Fatal("generation did not finish within 20 s")
-	return "", ""
+	return genID, ids[0]
 }
 
 // sessionIDOf returns the id of c's current session.

@@ -98,10 +98,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 		status = http.StatusInternalServerError
 	}
 	reqID := c.Response().Header().Get(echo.HeaderXRequestID)
-	if status >= 500 {
+	switch {
+	case ae.Code == app.EUNAVAILABLE && ae.RetryAfterSeconds > 0:
+		// Not ready yet, and the client is told when to ask again: a
+		// normal moment of the job's life, not a fault to page anyone for.
+		s.log.Debug("request answered: not ready yet", "request_id", reqID, "route", c.Path(), "retry_after_s", ae.RetryAfterSeconds, "err", err)
+	case status >= 500:
 		s.log.Error("request failed", "request_id", reqID, "route", c.Path(), "err", err)
 	}
-	if ae.Code == app.ERATELIMITED && ae.RetryAfterSeconds > 0 {
+	if (ae.Code == app.ERATELIMITED || ae.Code == app.EUNAVAILABLE) && ae.RetryAfterSeconds > 0 {
 		c.Response().Header().Set("Retry-After", itoa(ae.RetryAfterSeconds))
 	}
 	body := errorBody{Error: errorDetail{Code: ae.Code, Message: app.ErrorMessage(ae), Fields: ae.Fields, RequestID: reqID}}

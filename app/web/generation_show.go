@@ -30,19 +30,32 @@ func (s *Server) listGenerations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	gens, err := s.queue.List(c.Request().Context(), u.ID, c.QueryParam("before"), limit)
+	ctx := c.Request().Context()
+	gens, err := s.queue.List(ctx, u.ID, c.QueryParam("before"), limit)
+	if err != nil {
+		return err
+	}
+	images, err := s.db.ImageIDsForGenerations(ctx, u.ID, generationIDs(gens))
 	if err != nil {
 		return err
 	}
 	out := make([]generationJSON, 0, len(gens))
 	for _, g := range gens {
-		out = append(out, toGenerationJSON(g, s.queue.Position(u.ID, g.ID), nil))
+		out = append(out, toGenerationJSON(g, s.queue.Position(u.ID, g.ID), images[g.ID]))
 	}
 	next := ""
 	if len(gens) == limit {
 		next = gens[len(gens)-1].ID
 	}
 	return c.JSON(http.StatusOK, map[string]any{"generations": out, "next_before": next})
+}
+
+func generationIDs(gens []app.Generation) []string {
+	ids := make([]string, len(gens))
+	for i, g := range gens {
+		ids[i] = g.ID
+	}
+	return ids
 }
 
 func (s *Server) cancelGeneration(c echo.Context) error {

@@ -59,6 +59,10 @@ func (s *Server) generatePageData(c echo.Context, userID string) generatePage {
 	if err != nil {
 		s.log.Warn("generate page: list generations", "err", err)
 	}
+	images, err := s.db.ImageIDsForGenerations(ctx, userID, generationIDs(gens))
+	if err != nil {
+		s.log.Warn("generate page: list the images of generations", "err", err)
+	}
 	for _, g := range gens {
 		j := jobView{ID: g.ID, Status: g.Status, Prompt: g.Prompt, Final: g.Final()}
 		switch g.Status {
@@ -72,7 +76,7 @@ func (s *Server) generatePageData(c echo.Context, userID string) generatePage {
 			j.Detail = "Running on " + g.AssignedBackend
 		case app.GenerationSucceeded:
 			j.Detail = "Done"
-			j.ImageIDs, _ = s.db.ImageIDsForGeneration(ctx, userID, g.ID)
+			j.ImageIDs = images[g.ID]
 		default:
 			j.Detail = g.ErrorMessage
 		}

@@ -88,6 +88,11 @@
   const jobs = document.querySelector("[data-jobs]");
   if (!form || !jobs) return;
 
+  // A job card. The server renders one per recent job, in whatever state
+  // the job was then; the event stream creates cards for jobs it has not
+  // seen. Either way every update goes through parts(), which adds any
+  // piece a card lacks, so no card can stop short of its final state.
+  const FINAL = ["succeeded", "failed", "canceled"];
   const cards = new Map();
   function el(tag, attrs, ...kids) {
     const n = document.createElement(tag);
@@ -99,35 +104,79 @@
   }
   function card(id, prompt) {
     let c = cards.get(id) || document.querySelector(`[data-job="${CSS.escape(id)}"]`);
-    if (c && !cards.has(id)) cards.set(id, c);
-    if (c) return c;
-    c = el("article", { class: "job", "data-job": id, "aria-live": "polite" },
-      el("div", { class: "job-head" },
-        el("span", { class: "status", "data-status": "", text: "queued" }),
-        el("button", { type: "button", class: "link", "data-cancel": id, text: "Cancel" })),
-      el("p", { class: "job-prompt", text: prompt || "" }),
-      el("progress", { max: "1", value: "0", "aria-label": "Progress" }),
-      el("p", { class: "small muted", "data-detail": "", text: "Waiting in the queue…" }),
-      el("div", { class: "job-preview", "data-preview": "" }),
-      el("div", { class: "job-images", "data-images": "" }));
-    const empty = jobs.querySelector("[data-empty]");
-    if (empty) empty.remove();
-    jobs.prepend(c);
+    if (!c) {
+      c = el("article", { class: "job", "data-job": id, "aria-live": "polite" },
+        el("div", { class: "job-head" },
+          el("span", { class: "status queued", "data-status": "", text: "queued" }),
+          el("button", { type: "button", class: "link", "data-cancel": id, text: "Cancel" })),
+        el("p", { class: "job-prompt", text: prompt || "" }),
+        el("progress", { max: "1", value: "0", "aria-label": "Progress" }),
+        el("p", { class: "small muted", "data-detail": "", text: "Waiting in the queue…" }),
+        el("div", { class: "job-preview", "data-preview": "" }),
+        el("div", { class: "job-images", "data-images": "" }));
+      const empty = jobs.querySelector("[data-empty]");
+      if (empty) empty.remove();
+      jobs.prepend(c);
+    }
     cards.set(id, c);
     return c;
   }
-  function set(c, status, detail) {
-    const s = c.querySelector("[data-status]");
-    s.textContent = status; s.className = "status " + status;
-    if (detail !== undefined) c.querySelector("[data-detail]").textContent = detail;
+  // parts returns the pieces of card c, creating those it lacks in the
+  // order card() builds them.
+  function parts(c) {
+    const want = (sel, make, after) => {
+      let n = c.querySelector(sel);
+      if (!n) {
+        n = make();
+        if (after) after.after(n); else c.prepend(n);
+      }
+      return n;
+    };
+    const head = want(".job-head", () => el("div", { class: "job-head" }));
+    const status = want("[data-status]", () => el("span", { class: "status", "data-status": "" }), null);
+    if (!head.contains(status)) head.prepend(status);
+    const prompt = want(".job-prompt", () => el("p", { class: "job-prompt" }), head);
+    const bar = want("progress", () => el("progress", { max: "1", value: "0", "aria-label": "Progress" }), prompt);
+    const detail = want("[data-detail]", () => el("p", { class: "small muted", "data-detail": "" }), bar);
+    const preview = want("[data-preview]", () => el("div", { class: "job-preview", "data-preview": "" }), detail);
+    const images = want("[data-images]", () => el("div", { class: "job-images", "data-images": "" }), preview);
+    return { status, prompt, bar, detail, preview, images };
   }
+  function statusOf(c) {
+    const s = c.querySelector("[data-status]");
+    return s ? s.textContent.trim() : "";
+  }
+  function set(c, status, detail) {
+    const p = parts(c);
+    p.status.textContent = status; p.status.className = "status " + status;
+    if (detail !== undefined) p.detail.textContent = detail;
+    return p;
+  }
+  function progress(bar, step, steps) {
+    bar.hidden = false;
+    bar.max = Math.max(Number(steps) || 1, 1);
+    bar.value = Math.min(Math.max(Number(step) || 0, 0), bar.max);
+  }
+  // finish removes what only a job still to end offers (Cancel, with the
+  // form that carries it when the server rendered it).
   function finish(c) {
-    const b = c.querySelector("[data-cancel]");
-    if (b) b.remove();
+    c.querySelectorAll("[data-cancel]").forEach((b) => {
+      const f = b.closest("form");
+      (f && c.contains(f) ? f : b).remove();
+    });
+  }
+  function thumbs(box, ids) {
+    box.replaceChildren(...(ids || []).map((id) =>
+      el("a", { href: "/images/" + encodeURIComponent(id) },
+        el("img", { src: `/api/v1/images/${encodeURIComponent(id)}/file?size=thumb`, alt: "Generated image", loading: "lazy", width: "160", height: "160" }))));
   }
   function onEvent(ev) {
+    if (!ev || !ev.generation_id) return;
     const c = card(ev.generation_id);
-    const bar = c.querySelector("progress");
+    const final = FINAL.includes(ev.type);
+    // A card that ended stays ended: a late or replayed update of a job
+    // still running must not bring it back.
+    if (FINAL.includes(statusOf(c)) && (!final || statusOf(c) === ev.type)) return;
     switch (ev.type) {
       case "queued":
         set(c, "queued", ev.message || (ev.position ? `Position ${ev.position} in the queue` : "Waiting in the queue…"));
@@ -136,41 +185,76 @@
         set(c, "running", "Started");
         break;
       case "progress":
-      case "preview":
-        set(c, "running", `Step ${ev.step || 0} of ${ev.steps}`);
-        bar.max = ev.steps || 1; bar.value = ev.step || 0;
-        if (ev.preview) {
-          const box = c.querySelector("[data-preview]");
-          box.replaceChildren(el("img", { src: ev.preview, alt: "Preview of the image being made", width: "256" }));
-        }
+      case "preview": {
+        const p = set(c, "running", `Step ${ev.step || 0} of ${ev.steps || "?"}`);
+        progress(p.bar, ev.step, ev.steps);
+        if (ev.preview) p.preview.replaceChildren(el("img", { src: ev.preview, alt: "Preview of the image being made", width: "256" }));
         break;
+      }
       case "succeeded": {
-        bar.max = 1; bar.value = 1;
-        set(c, "succeeded", "Done");
-        c.querySelector("[data-preview]").replaceChildren();
-        const box = c.querySelector("[data-images]");
-        box.replaceChildren(...(ev.image_ids || []).map((id) =>
-          el("a", { href: "/images/" + id }, el("img", { src: `/api/v1/images/${id}/file?format=png&size=thumb`, alt: "Generated image", loading: "lazy" }))));
+        const p = set(c, "succeeded", "Done");
+        progress(p.bar, 1, 1);
+        p.preview.replaceChildren();
+        thumbs(p.images, ev.image_ids);
         finish(c);
         break;
       }
       case "failed":
-        set(c, "failed", ev.message || "The generation failed.");
+        set(c, "failed", ev.message || "The generation failed.").bar.hidden = true;
+        parts(c).preview.replaceChildren();
         finish(c);
         break;
       case "canceled":
-        set(c, "canceled", "Canceled");
+        set(c, "canceled", "Canceled").bar.hidden = true;
+        parts(c).preview.replaceChildren();
         finish(c);
         break;
     }
   }
+  function handle(ev) {
+    try { onEvent(ev); } catch (err) { console.error("Z Image: could not show a live update", err); }
+  }
 
-  let source;
+  // catchUp brings every card still waiting or running to the state the
+  // server holds: events sent before the stream (re)connected — between
+  // rendering the page and opening the stream, or while the network was
+  // away — are never sent again.
+  async function catchUp() {
+    const open = [...jobs.querySelectorAll("[data-job]")].filter((c) => !FINAL.includes(statusOf(c)));
+    if (!open.length) return;
+    const limit = Math.min(100, Math.max(10, jobs.querySelectorAll("[data-job]").length));
+    let data;
+    try {
+      const r = await fetch(`/api/v1/generations?limit=${limit}`, { credentials: "same-origin" });
+      if (!r.ok) return;
+      data = await r.json();
+    } catch (_) { return; }
+    for (const g of data.generations || []) {
+      const c = jobs.querySelector(`[data-job="${CSS.escape(g.id)}"]`);
+      if (!c || FINAL.includes(statusOf(c))) continue;
+      if (g.status === "queued") handle({ type: "queued", generation_id: g.id, position: g.position });
+      else if (g.status === "running" && statusOf(c) !== "running") handle({ type: "started", generation_id: g.id });
+      else if (FINAL.includes(g.status)) handle({ type: g.status, generation_id: g.id, image_ids: g.image_ids, message: g.error && g.error.message });
+    }
+  }
+
+  let source, retry = 1000;
   function listen() {
     if (source) return;
-    source = new EventSource("/api/v1/events");
+    const s = source = new EventSource("/api/v1/events");
+    s.addEventListener("open", () => { retry = 1000; catchUp(); });
+    // The browser reconnects by itself after a dropped connection, but
+    // gives up for good when a connection cannot be made or the answer
+    // is not a stream (a proxy's 502 while the server restarts): start
+    // again then, waiting longer each time.
+    s.addEventListener("error", () => {
+      if (s.readyState !== EventSource.CLOSED) return;
+      source = null;
+      setTimeout(listen, retry);
+      retry = Math.min(retry * 2, 30000);
+    });
     ["queued", "started", "progress", "preview", "succeeded", "failed", "canceled"].forEach((t) =>
-      source.addEventListener(t, (m) => { try { onEvent(JSON.parse(m.data)); } catch (_) {} }));
+      s.addEventListener(t, (m) => { let ev; try { ev = JSON.parse(m.data); } catch (_) { return; } handle(ev); }));
   }
   listen();
 
@@ -216,9 +300,9 @@
       // The event stream can create the card (without its prompt) and move
       // it past "queued" before this answer arrives.
       const c = card(data.id, body.prompt);
-      const p = c.querySelector(".job-prompt");
-      if (p && !p.textContent) p.textContent = body.prompt;
-      if (c.querySelector("[data-status]").textContent === "queued") {
+      const p = parts(c).prompt;
+      if (!p.textContent) p.textContent = body.prompt;
+      if (statusOf(c) === "queued") {
         set(c, "queued", data.position ? `Position ${data.position} in the queue` : "Waiting in the queue…");
       }
     } catch (_) {
@@ -237,6 +321,10 @@
     const r = await fetch(`/api/v1/generations/${encodeURIComponent(b.dataset.cancel)}/cancel`, {
       method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf() },
     }).catch(() => null);
-    if (!r || !r.ok) { b.disabled = false; b.textContent = "Cancel failed — retry"; }
+    if (!r || !r.ok) { b.disabled = false; b.textContent = "Cancel failed — retry"; return; }
+    // The answer is the job as it now is: show it even if the stream's
+    // event is late or lost.
+    const g = await r.json().catch(() => null);
+    if (g && g.id && FINAL.includes(g.status)) handle({ type: g.status, generation_id: g.id, image_ids: g.image_ids, message: g.error && g.error.message });
   });
 })();
