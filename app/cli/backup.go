@@ -13,6 +13,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/config"
+	"zimage/app/privacy"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
 )
@@ -29,6 +30,10 @@ type manifest struct {
 	UsernamesRestored int  `json:"-"`
 	UsernamesSealed   int  `json:"-"`
 	KeyringMissing    bool `json:"-"`
+	// AccountsEnded are accounts deleted since the backup (their key is
+	// gone), marked deleted again; AccountsHeld of them are under a hold.
+	AccountsEnded int `json:"-"`
+	AccountsHeld  int `json:"-"`
 }
 
 const manifestName = "zimage-backup.json"
@@ -227,8 +232,11 @@ back too (it must match the master key in the data folder or ZIMAGE_MASTER_KEY).
 	fmt.Fprintf(env.Stdout, "restored backup of %s (schema %d, %d media files) into %s\n", m.CreatedAt.Format(time.RFC3339), m.SchemaVersion, m.MediaFiles, cfg.Server.DataDir)
 	if m.KeyringMissing {
 		fmt.Fprintf(env.Stdout, "no keyring in %s: restore one with --keyring, or nothing sealed (emails, prompts, images, usernames) can be read\n", cfg.Server.DataDir)
-	} else if m.UsernamesSealed > 0 {
-		fmt.Fprintf(env.Stdout, "%d account(s) deleted since the backup stay unreadable (their keys are destroyed); the retention job purges them\n", m.UsernamesSealed)
+	} else if m.AccountsEnded > 0 || m.AccountsHeld > 0 {
+		fmt.Fprintf(env.Stdout, "%d account(s) deleted since the backup stay unreadable (their keys are destroyed): they are marked deleted again, cannot sign in or use API keys, and the next retention run (zimage retention run) purges them\n", m.AccountsEnded+m.AccountsHeld)
+		if m.AccountsHeld > 0 {
+			fmt.Fprintf(env.Stdout, "%d of them are under a legal hold: they stay unusable and are not purged until the hold is lifted\n", m.AccountsHeld)
+		}
 	}
 	return nil
 }
@@ -316,6 +324,12 @@ func restoreData(ctx context.Context, dataDir, from, keyringFile, envKey string)
 			return nil, err
 		}
 		m.UsernamesRestored, m.UsernamesSealed, err = db.UnsealUsernames(ctx, v)
+		if err == nil {
+			// Whoever was deleted after the backup was taken must stay
+			// deleted: their key is gone, and their rows came back.
+			ctl := privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: v})
+			m.AccountsEnded, m.AccountsHeld, err = ctl.EndKeylessAccounts(ctx)
+		}
 		db.Close()
 		v.Close()
 		if err != nil {

@@ -169,15 +169,43 @@ func (s *Controls) erase(ctx context.Context, userID string, entry app.AuditEntr
 		s.log.Error("erasure: destroying the data key failed; the purge job retries", "user", userID, "err", err)
 		return app.Wrap(err, "Your account is closed, but destroying its encryption key failed; the server retries on its next clean-up run.")
 	}
-	// An erasure request the person filed is fulfilled now.
-	if _, err := s.db.CloseRequestsOfKind(ctx, userID, app.RequestErase, "Fulfilled: the account was deleted; its data key is destroyed and the data is purged by the next retention run."); err != nil {
-		s.log.Warn("erasure: could not close the erase request", "user", userID, "err", err)
-	}
 	if err := s.db.CheckpointTruncate(ctx); err != nil {
 		s.log.Warn("erasure: WAL checkpoint deferred", "err", err)
 	}
 	s.log.Info("account erased", "user", userID, "action", entry.Action, "canceled_jobs", len(ids))
 	return nil
+}
+
+// EndKeylessAccounts marks deleted every account the database still
+// holds as live but whose data key the keyring no longer has: after a
+// restore, the people deleted since the backup was taken. Their rows came
+// back with the backup, but nothing of theirs can be read and they asked to
+// be gone, so they are treated exactly as a deletion made now (sessions and
+// API keys removed, requests closed, purge due at the next retention run).
+// An account under a legal hold is left as it is, and counted in held:
+// auth refuses it anyway, since its key is missing. It returns how many it
+// ended.
+func (s *Controls) EndKeylessAccounts(ctx context.Context) (ended, held int, err error) {
+	ids, err := s.db.ActiveUserIDs(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, id := range ids {
+		if s.v.HasKey(id) {
+			continue
+		}
+		err := s.db.MarkUserDeleted(ctx, id, app.AuditEntry{SubjectID: id, Action: AuditAccountDelete, Detail: controlsDetail("reason", "key_missing_after_restore")})
+		switch app.ErrorCode(err) {
+		case "":
+			ended++
+		case app.ECONFLICT:
+			s.log.Warn("restore: an account without its data key is under a legal hold; it stays unusable and unpurged", "user", id)
+			held++
+		default:
+			return ended, held, err
+		}
+	}
+	return ended, held, nil
 }
 
 func mergeDetail(detail string, key string, value any) string {
