@@ -53,6 +53,26 @@ func TestErasureProof(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyTree(t, filepath.Join(w.dir, "media"), filepath.Join(backupDir, "media"))
+	// openBackupImage opens the victim's image file in the backup exactly
+	// as the check after the deletion does; it must work now, or that
+	// check would pass for the wrong reason (a wrong path or associated
+	// data rather than a destroyed key).
+	openBackupImage := func() error {
+		f, err := os.Open(media.FilePath(filepath.Join(backupDir, "media"), victim.ID, victimImage, "orig"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		r, err := w.keys.OpenReader(victim.ID, []byte("media/"+victimImage+"/orig"), f)
+		if err != nil {
+			return err
+		}
+		_, err = io.ReadAll(r)
+		return err
+	}
+	if err := openBackupImage(); err != nil {
+		t.Fatalf("the victim's image in the backup does not open before the deletion, so the check after it proves nothing: %v", err)
+	}
 
 	// A job still waiting when the person deletes their account: a second,
 	// never started queue keeps it queued for certain.
@@ -147,15 +167,8 @@ func TestErasureProof(t *testing.T) {
 	if _, err := w.keys.Open(victim.ID, []byte("users/"+victim.ID+"/email"), vrec.SealedEmail); err == nil {
 		t.Error("the victim's email in the backup still opens")
 	}
-	f, err := os.Open(media.FilePath(filepath.Join(backupDir, "media"), victim.ID, victimImage, "orig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if r, err := w.keys.OpenReader(victim.ID, []byte("media/"+victimImage+"/orig"), f); err == nil {
-		if _, err := io.ReadAll(r); err == nil {
-			t.Error("the victim's image file in the backup still opens")
-		}
+	if err := openBackupImage(); err == nil {
+		t.Error("the victim's image file in the backup still opens")
 	}
 
 	// The other person is untouched.
