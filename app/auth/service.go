@@ -401,6 +401,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	sess := &app.Session{ID: s.newID(), UserID: rec.ID, ExpiresAt: now.Add(s.opts.SessionAbsolute),
 		Device: DeviceSummary(in.UserAgent), Place: ApproxPlace(in.IP)}
 	ns.Session, ns.TokenHash = sess, tokenHash
+	if err := s.sealSessionLabels(&ns); err != nil {
+		return nil, err
+	}
 	if in.ReplaceToken != "" {
 		ns.ReplaceHash = HashToken(in.ReplaceToken)
 	}
@@ -417,6 +420,20 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	s.accounts.Succeed(acctKey)
 	u := rec.User
 	return &LoginResult{User: &u, Session: sess, Token: token}, nil
+}
+
+// sealSessionLabels seals the session's device and place for the
+// database: they say which browser someone uses, and from roughly where.
+func (s *Service) sealSessionLabels(ns *sqlite.NewSession) error {
+	sess := ns.Session
+	var err error
+	if ns.SealedDevice, err = s.v.Seal(sess.UserID, sqlite.SessionDeviceAAD(sess.ID), []byte(sess.Device)); err != nil {
+		return fmt.Errorf("auth: seal session device: %w", err)
+	}
+	if ns.SealedPlace, err = s.v.Seal(sess.UserID, sqlite.SessionPlaceAAD(sess.ID), []byte(sess.Place)); err != nil {
+		return fmt.Errorf("auth: seal session place: %w", err)
+	}
+	return nil
 }
 
 // dummyCheck spends as long as a real password check, so an unknown login
@@ -623,6 +640,9 @@ func (s *Service) StartSession(ctx context.Context, userID string, ip netip.Addr
 		Device: DeviceSummary(userAgent), Place: ApproxPlace(ip)}
 	ns := sqlite.NewSession{Session: sess, TokenHash: tokenHash,
 		Audit: []app.AuditEntry{{ActorID: rec.ID, SubjectID: rec.ID, Action: app.AuditLoginSuccess, Detail: detail("method", "signup", "session", sess.ID)}}}
+	if err := s.sealSessionLabels(&ns); err != nil {
+		return nil, err
+	}
 	if replaceToken != "" {
 		ns.ReplaceHash = HashToken(replaceToken)
 	}

@@ -22,6 +22,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateConsents,
 	migrateUsernameSealed,
 	migrateUserPrefs,
+	migrateSealSessionsAndKeyNames, // 11: sealed session device/place and API key names
 }
 
 func (db *DB) migrate(ctx context.Context) error {
