@@ -138,3 +138,4 @@ func TestSealSessionsAndKeyNamesMigration(t *testing.T) {
 		}
 	}
 }
+
