@@ -138,4 +138,3 @@ func TestSealSessionsAndKeyNamesMigration(t *testing.T) {
 		}
 	}
 }
-
