@@ -80,9 +80,17 @@ func (s *Service) ListSessions(ctx context.Context, userID string) ([]*app.Sessi
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*app.Session, len(rows))
+	return openRows(rows, s.v)
+}
+
+// openRows opens the sealed fields of each row (sessions, API keys).
+func openRows[T any, R interface {
+	Opened(sqlite.Unsealer) (*T, error)
+}](rows []R, v sqlite.Unsealer) ([]*T, error) {
+	out := make([]*T, len(rows))
 	for i, r := range rows {
-		if out[i], err = r.Opened(s.v); err != nil {
+		var err error
+		if out[i], err = r.Opened(v); err != nil {
 			return nil, err
 		}
 	}
@@ -278,13 +286,7 @@ func (s *Service) ListAPIKeys(ctx context.Context, userID string) ([]*app.APIKey
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*app.APIKey, len(rows))
-	for i, r := range rows {
-		if out[i], err = r.Opened(s.v); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return openRows(rows, s.v)
 }
 
 // RevokeAPIKey revokes one of the user's keys; anyone else's is ENOTFOUND.

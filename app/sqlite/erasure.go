@@ -95,20 +95,28 @@ const (
 // ActiveUserIDs returns the id of every account not deleted, for a
 // restore to check each against the keyring.
 func (db *DB) ActiveUserIDs(ctx context.Context) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id FROM users WHERE deleted_at = 0 ORDER BY id`)
+	return db.queryIDs(ctx, "active users", `SELECT id FROM users WHERE deleted_at = 0 ORDER BY id`)
+}
+
+// queryIDs runs q, which selects one id column, and returns the ids.
+func (db *DB) queryIDs(ctx context.Context, what, q string, args ...any) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: active users: %w", err)
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: active users: %w", err)
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 		}
 		out = append(out, id)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	return out, nil
 }
 
 // deleteExportsOf is the hook between erasure and data exports, which are
@@ -158,40 +166,14 @@ func columnsOf(ctx context.Context, q querier, table string) ([]string, error) {
 // ActiveGenerationIDs returns userID's queued and running generations, for
 // erasure to cancel them.
 func (db *DB) ActiveGenerationIDs(ctx context.Context, userID string) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id FROM generations WHERE user_id = ? AND status IN ('queued','running') ORDER BY id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: active generations: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: active generations: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return db.queryIDs(ctx, "active generations", `SELECT id FROM generations WHERE user_id = ? AND status IN ('queued','running') ORDER BY id`, userID)
 }
 
 // PurgeableUsers returns up to limit accounts deleted at or before cutoff
 // and not under a legal hold, oldest deletion first.
 func (db *DB) PurgeableUsers(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id FROM users WHERE deleted_at > 0 AND deleted_at <= ?
+	return db.queryIDs(ctx, "purgeable users", `SELECT id FROM users WHERE deleted_at > 0 AND deleted_at <= ?
 		AND id NOT IN (SELECT user_id FROM legal_holds) ORDER BY deleted_at, id LIMIT ?`, cutoff.UnixMilli(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: purgeable users: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: purgeable users: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // CountPurgeableUsers counts what PurgeableUsers would return without a
