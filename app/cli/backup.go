@@ -27,13 +27,10 @@ type manifest struct {
 	MediaFiles    int       `json:"media_files"`
 	MediaBytes    int64     `json:"media_bytes"`
 	// Filled by restore, not stored.
-	UsernamesRestored int  `json:"-"`
-	UsernamesSealed   int  `json:"-"`
-	KeyringMissing    bool `json:"-"`
-	// AccountsEnded are accounts deleted since the backup (their key is
-	// gone), marked deleted again; AccountsHeld of them are under a hold.
-	AccountsEnded int `json:"-"`
-	AccountsHeld  int `json:"-"`
+	UsernamesRestored int                     `json:"-"`
+	UsernamesSealed   int                     `json:"-"`
+	KeyringMissing    bool                    `json:"-"`
+	Keyless           privacy.KeylessAccounts `json:"-"`
 }
 
 const manifestName = "zimage-backup.json"
@@ -232,10 +229,16 @@ back too (it must match the master key in the data folder or ZIMAGE_MASTER_KEY).
 	fmt.Fprintf(env.Stdout, "restored backup of %s (schema %d, %d media files) into %s\n", m.CreatedAt.Format(time.RFC3339), m.SchemaVersion, m.MediaFiles, cfg.Server.DataDir)
 	if m.KeyringMissing {
 		fmt.Fprintf(env.Stdout, "no keyring in %s: restore one with --keyring, or nothing sealed (emails, prompts, images, usernames) can be read\n", cfg.Server.DataDir)
-	} else if m.AccountsEnded > 0 || m.AccountsHeld > 0 {
-		fmt.Fprintf(env.Stdout, "%d account(s) deleted since the backup stay unreadable (their keys are destroyed): they are marked deleted again, cannot sign in or use API keys, and the next retention run (zimage retention run) purges them\n", m.AccountsEnded+m.AccountsHeld)
-		if m.AccountsHeld > 0 {
-			fmt.Fprintf(env.Stdout, "%d of them are under a legal hold: they stay unusable and are not purged until the hold is lifted\n", m.AccountsHeld)
+	} else {
+		k := m.Keyless
+		if k.Ended+k.Held > 0 {
+			fmt.Fprintf(env.Stdout, "%d account(s) deleted since the backup stay unreadable (their keys are destroyed): they are marked deleted again, cannot sign in or use API keys, and the next retention run (zimage retention run) purges them\n", k.Ended+k.Held)
+		}
+		if k.Held > 0 {
+			fmt.Fprintf(env.Stdout, "%d of them are under a legal hold: they stay unusable and are not purged until the hold is lifted\n", k.Held)
+		}
+		if k.Unknown > 0 {
+			fmt.Fprintf(env.Stdout, "warning: %d account(s) have no key at all in this keyring, which is older than they are: they cannot sign in and their data cannot be read. Restore a newer keyring backup (stop, move %s away, restore again) to get them back\n", k.Unknown, cfg.Server.DataDir)
 		}
 	}
 	return nil
@@ -328,7 +331,7 @@ func restoreData(ctx context.Context, dataDir, from, keyringFile, envKey string)
 			// Whoever was deleted after the backup was taken must stay
 			// deleted: their key is gone, and their rows came back.
 			ctl := privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: v})
-			m.AccountsEnded, m.AccountsHeld, err = ctl.EndKeylessAccounts(ctx)
+			m.Keyless, err = ctl.EndKeylessAccounts(ctx)
 		}
 		db.Close()
 		v.Close()

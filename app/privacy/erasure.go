@@ -176,36 +176,50 @@ func (s *Controls) erase(ctx context.Context, userID string, entry app.AuditEntr
 	return nil
 }
 
+// KeylessAccounts is what EndKeylessAccounts found.
+type KeylessAccounts struct {
+	// Ended were deleted after the backup (their key is destroyed) and
+	// are marked deleted again; Held of them are under a legal hold and
+	// were left as they are.
+	Ended, Held int
+	// Unknown have no key in this keyring at all: it is older than the
+	// accounts. Their data is unreadable with it, and sign-in refuses
+	// them, but they are not ended: a newer keyring would open them.
+	Unknown int
+}
+
 // EndKeylessAccounts marks deleted every account the database still
-// holds as live but whose data key the keyring no longer has: after a
+// holds as live but whose data key the keyring shows as destroyed: after a
 // restore, the people deleted since the backup was taken. Their rows came
 // back with the backup, but nothing of theirs can be read and they asked to
 // be gone, so they are treated exactly as a deletion made now (sessions and
 // API keys removed, requests closed, purge due at the next retention run).
-// An account under a legal hold is left as it is, and counted in held:
-// auth refuses it anyway, since its key is missing. It returns how many it
-// ended.
-func (s *Controls) EndKeylessAccounts(ctx context.Context) (ended, held int, err error) {
+func (s *Controls) EndKeylessAccounts(ctx context.Context) (KeylessAccounts, error) {
+	var res KeylessAccounts
 	ids, err := s.db.ActiveUserIDs(ctx)
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	for _, id := range ids {
 		if s.v.HasKey(id) {
 			continue
 		}
-		err := s.db.MarkUserDeleted(ctx, id, app.AuditEntry{SubjectID: id, Action: AuditAccountDelete, Detail: controlsDetail("reason", "key_missing_after_restore")})
+		if !s.v.KeyDestroyed(id) {
+			res.Unknown++
+			continue
+		}
+		err := s.db.MarkUserDeleted(ctx, id, app.AuditEntry{SubjectID: id, Action: AuditAccountDelete, Detail: controlsDetail("reason", "key_destroyed_before_restore")})
 		switch app.ErrorCode(err) {
 		case "":
-			ended++
+			res.Ended++
 		case app.ECONFLICT:
-			s.log.Warn("restore: an account without its data key is under a legal hold; it stays unusable and unpurged", "user", id)
-			held++
+			s.log.Warn("restore: a deleted account is under a legal hold; it stays unusable and unpurged", "user", id)
+			res.Held++
 		default:
-			return ended, held, err
+			return res, err
 		}
 	}
-	return ended, held, nil
+	return res, nil
 }
 
 func mergeDetail(detail string, key string, value any) string {
