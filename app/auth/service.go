@@ -356,7 +356,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	if wait, ok := s.accounts.Check(acctKey, now); !ok {
 		return nil, retryAfter(wait)
 	}
-	if rec == nil || !rec.DeletedAt.IsZero() {
+	if rec == nil || !rec.DeletedAt.IsZero() || !s.v.HasKey(rec.ID) {
 		s.dummyCheck(in.Password)
 		return nil, s.loginFailed(ctx, now, acctKey, ipKey, "", "unknown_account", errWrongLogin)
 	}
@@ -401,6 +401,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	sess := &app.Session{ID: s.newID(), UserID: rec.ID, ExpiresAt: now.Add(s.opts.SessionAbsolute),
 		Device: DeviceSummary(in.UserAgent), Place: ApproxPlace(in.IP)}
 	ns.Session, ns.TokenHash = sess, tokenHash
+	if err := s.sealSessionLabels(&ns); err != nil {
+		return nil, err
+	}
 	if in.ReplaceToken != "" {
 		ns.ReplaceHash = HashToken(in.ReplaceToken)
 	}
@@ -417,6 +420,20 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	s.accounts.Succeed(acctKey)
 	u := rec.User
 	return &LoginResult{User: &u, Session: sess, Token: token}, nil
+}
+
+// sealSessionLabels seals the session's device and place for the
+// database: they say which browser someone uses, and from roughly where.
+func (s *Service) sealSessionLabels(ns *sqlite.NewSession) error {
+	sess := ns.Session
+	var err error
+	if ns.SealedDevice, err = s.v.Seal(sess.UserID, sqlite.SessionDeviceAAD(sess.ID), []byte(sess.Device)); err != nil {
+		return fmt.Errorf("auth: seal session device: %w", err)
+	}
+	if ns.SealedPlace, err = s.v.Seal(sess.UserID, sqlite.SessionPlaceAAD(sess.ID), []byte(sess.Place)); err != nil {
+		return fmt.Errorf("auth: seal session place: %w", err)
+	}
+	return nil
 }
 
 // dummyCheck spends as long as a real password check, so an unknown login
@@ -480,6 +497,15 @@ func (s *Service) matchRecovery(ctx context.Context, userID, code string) ([]byt
 	return hashes[i], nil
 }
 
+// usable reports whether rec may act through a session or API key: not
+// disabled nor deleted, and its data key still in the keyring. A key that
+// is gone means the account was deleted, even when a restored backup
+// brought its row back as live: restore marks such accounts deleted, and
+// this is the second lock, should any path bring one back.
+func (s *Service) usable(rec *sqlite.UserRecord) bool {
+	return rec.Active() && s.v.HasKey(rec.ID)
+}
+
 // Authenticate returns the principal of a session token, or EUNAUTHORIZED
 // if the token is malformed, unknown, ended, expired (idle or absolute) or
 // its user may no longer sign in.
@@ -500,7 +526,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 		}
 		return nil, app.Errorf(app.EUNAUTHORIZED, "Your session expired. Sign in again.")
 	}
-	if !rec.Active() {
+	if !s.usable(rec) {
 		return nil, errSessionEnded()
 	}
 	if now.Sub(sess.LastSeenAt) >= touchEvery {
@@ -528,6 +554,10 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, token string) (*Princi
 	}
 	if !k.RevokedAt.IsZero() {
 		return nil, app.Errorf(app.EUNAUTHORIZED, "This API key was revoked. Create a new one in your account settings.")
+	}
+	if !s.v.HasKey(rec.ID) {
+		// Deleted, whatever the row says (see usable).
+		return nil, app.Errorf(app.EUNAUTHORIZED, "This API key is not valid. Check that you copied all of it, or create a new one.")
 	}
 	if !rec.Active() {
 		return nil, app.Errorf(app.EUNAUTHORIZED, "The account this API key belongs to is disabled.")
@@ -558,7 +588,7 @@ func (s *Service) Logout(ctx context.Context, p *Principal) error {
 // Profile returns the user with email and display name opened: their
 // personal data, for themselves or an admin holding an access grant.
 func (s *Service) Profile(ctx context.Context, userID string) (*app.User, error) {
-	rec, err := s.db.UserByID(ctx, userID)
+	rec, err := s.liveRecord(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -610,6 +640,9 @@ func (s *Service) StartSession(ctx context.Context, userID string, ip netip.Addr
 		Device: DeviceSummary(userAgent), Place: ApproxPlace(ip)}
 	ns := sqlite.NewSession{Session: sess, TokenHash: tokenHash,
 		Audit: []app.AuditEntry{{ActorID: rec.ID, SubjectID: rec.ID, Action: app.AuditLoginSuccess, Detail: detail("method", "signup", "session", sess.ID)}}}
+	if err := s.sealSessionLabels(&ns); err != nil {
+		return nil, err
+	}
 	if replaceToken != "" {
 		ns.ReplaceHash = HashToken(replaceToken)
 	}

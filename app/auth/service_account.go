@@ -76,7 +76,25 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 
 // ListSessions returns the user's sessions, most recent first.
 func (s *Service) ListSessions(ctx context.Context, userID string) ([]*app.Session, error) {
-	return s.db.ListSessions(ctx, userID)
+	rows, err := s.db.ListSessions(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return openRows(rows, s.v)
+}
+
+// openRows opens the sealed fields of each row (sessions, API keys).
+func openRows[T any, R interface {
+	Opened(sqlite.Unsealer) (*T, error)
+}](rows []R, v sqlite.Unsealer) ([]*T, error) {
+	out := make([]*T, len(rows))
+	for i, r := range rows {
+		var err error
+		if out[i], err = r.Opened(v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // RevokeSession ends one of the user's sessions; another user's session id
@@ -250,7 +268,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, name string, s
 	slices.SortFunc(clean, func(a, b string) int { return slices.Index(app.AllScopes, a) - slices.Index(app.AllScopes, b) })
 	token, hash := NewToken(APIKeyPrefix)
 	k := &app.APIKey{ID: s.newID(), UserID: p.User.ID, Name: name, Prefix: TokenDisplayID(token), Scopes: clean}
-	err := s.db.CreateAPIKey(ctx, k, hash, app.AuditEntry{ActorID: p.User.ID, SubjectID: p.User.ID, Action: app.AuditAPIKeyCreate,
+	sealedName, err := s.v.Seal(k.UserID, sqlite.APIKeyNameAAD(k.ID), []byte(name))
+	if err != nil {
+		return nil, "", fmt.Errorf("auth: seal api key name: %w", err)
+	}
+	err = s.db.CreateAPIKey(ctx, k, sealedName, hash, app.AuditEntry{ActorID: p.User.ID, SubjectID: p.User.ID, Action: app.AuditAPIKeyCreate,
 		Detail: detail("key", k.ID, "scopes", strings.Join(clean, ","))})
 	if err != nil {
 		return nil, "", err
@@ -260,7 +282,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, name string, s
 
 // ListAPIKeys returns the user's keys, revoked ones included.
 func (s *Service) ListAPIKeys(ctx context.Context, userID string) ([]*app.APIKey, error) {
-	return s.db.ListAPIKeys(ctx, userID)
+	rows, err := s.db.ListAPIKeys(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return openRows(rows, s.v)
 }
 
 // RevokeAPIKey revokes one of the user's keys; anyone else's is ENOTFOUND.

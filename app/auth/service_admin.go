@@ -53,9 +53,10 @@ func (s *Service) ListUsers(ctx context.Context, afterID string, limit int) ([]*
 	return out, nil
 }
 
-// User returns an account without its personal data, or ENOTFOUND.
+// User returns an account without its personal data, or ENOTFOUND (for a
+// deleted account too, saying so).
 func (s *Service) User(ctx context.Context, id string) (*app.User, error) {
-	rec, err := s.db.UserByID(ctx, id)
+	rec, err := s.liveRecord(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +88,22 @@ func (s *Service) UserByLogin(ctx context.Context, login string) (*app.User, err
 	return &u, nil
 }
 
+// liveRecord returns account userID unless it is deleted. Between its
+// deletion and its purge a deleted account is gone for every action at
+// once: its key is destroyed, so nothing sealed can be read, and nothing
+// may be done to it (no reset link, role or access grant). ENOTFOUND says
+// so, with the date, for the admin who still sees it listed.
+func (s *Service) liveRecord(ctx context.Context, userID string) (*sqlite.UserRecord, error) {
+	rec, err := s.db.UserByID(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.DeletedAt.IsZero() {
+		return nil, app.Errorf(app.ENOTFOUND, "This account was deleted on %s: its data can no longer be read, and the next retention run purges it.", rec.DeletedAt.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	return rec, nil
+}
+
 // lastAdminGuard refuses to take away the last working admin.
 func (s *Service) lastAdminGuard(ctx context.Context, rec *sqlite.UserRecord) error {
 	if rec.Role != app.RoleAdmin || !rec.Active() {
@@ -108,7 +125,7 @@ func (s *Service) SetRole(ctx context.Context, actorID, userID, role string) err
 	if !app.ValidRole(role) {
 		return app.FieldErrors{"role": "Role must be user, support or admin."}.Err()
 	}
-	rec, err := s.db.UserByID(ctx, userID)
+	rec, err := s.liveRecord(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -126,7 +143,7 @@ func (s *Service) SetRole(ctx context.Context, actorID, userID, role string) err
 
 // SetDisabled disables (ending all sessions) or re-enables an account.
 func (s *Service) SetDisabled(ctx context.Context, actorID, userID string, disabled bool) error {
-	rec, err := s.db.UserByID(ctx, userID)
+	rec, err := s.liveRecord(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -162,7 +179,7 @@ func (s *Service) GrantAccess(ctx context.Context, adminID, userID, reason strin
 	if n := utf8.RuneCountInString(reason); n < MinAccessReasonRunes || n > MaxAccessReasonRunes {
 		return nil, app.FieldErrors{"reason": fmt.Sprintf("Say why you need to open this person's data, in %d to %d characters (for example the support ticket you are answering). They will see it.", MinAccessReasonRunes, MaxAccessReasonRunes)}.Err()
 	}
-	if _, err := s.db.UserByID(ctx, userID); err != nil {
+	if _, err := s.liveRecord(ctx, userID); err != nil {
 		return nil, err
 	}
 	g := &sqlite.AccessGrantRecord{}
@@ -213,7 +230,7 @@ func (s *Service) AccessLog(ctx context.Context, userID string) ([]*app.AccessGr
 // CreateResetLink issues a one-time password reset token for userID, valid
 // ResetTokenTTL, for an admin to pass on while there is no mail.
 func (s *Service) CreateResetLink(ctx context.Context, adminID, userID string) (token string, expires time.Time, err error) {
-	if _, err := s.db.UserByID(ctx, userID); err != nil {
+	if _, err := s.liveRecord(ctx, userID); err != nil {
 		return "", time.Time{}, err
 	}
 	token, hash := NewToken(ResetTokenPrefix)

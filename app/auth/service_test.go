@@ -116,3 +116,43 @@ func TestDisabledUserCannotAuthenticate(t *testing.T) {
 		t.Errorf("login of a disabled user: %v", err)
 	}
 }
+
+// TestAccountWithoutKeyCannotAuthenticate is the second lock behind a
+// restore: an account whose data key is gone from the keyring (deleted
+// after the backup the row came from) is refused at sign-in, by session
+// and by API key, even while its row still says it is live.
+func TestAccountWithoutKeyCannotAuthenticate(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := t.Context()
+	const pw = "correct horse battery staple"
+	s.SignUp(ctx, SignUpInput{Email: "a@example.com", Username: "admin", Password: pw, AgeConfirmed: true})
+	u, err := s.SignUp(ctx, SignUpInput{Email: "gone@example.com", Username: "gone", Password: pw, AgeConfirmed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Login(ctx, LoginInput{Login: "gone", Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := s.CreateAPIKey(ctx, &Principal{User: res.User}, "script", []string{app.ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.v.Shred(u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, res.Token); app.ErrorCode(err) != app.EUNAUTHORIZED {
+		t.Errorf("session of an account without its key: %v, want unauthorized", err)
+	}
+	if _, err := s.AuthenticateAPIKey(ctx, key); app.ErrorCode(err) != app.EUNAUTHORIZED {
+		t.Errorf("API key of an account without its key: %v, want unauthorized", err)
+	}
+	_, err = s.Login(ctx, LoginInput{Login: "gone", Password: pw})
+	_, wrong := s.Login(ctx, LoginInput{Login: "admin", Password: "not the password at all"})
+	if err == nil || app.ErrorMessage(err) != app.ErrorMessage(wrong) {
+		t.Errorf("login of an account without its key: %v; want the wrong-password answer %q", err, app.ErrorMessage(wrong))
+	}
+	if _, err := s.Login(ctx, LoginInput{Login: "admin", Password: pw}); err != nil {
+		t.Errorf("the other account: %v", err)
+	}
+}

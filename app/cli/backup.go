@@ -13,6 +13,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/config"
+	"zimage/app/privacy"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
 )
@@ -26,9 +27,10 @@ type manifest struct {
 	MediaFiles    int       `json:"media_files"`
 	MediaBytes    int64     `json:"media_bytes"`
 	// Filled by restore, not stored.
-	UsernamesRestored int  `json:"-"`
-	UsernamesSealed   int  `json:"-"`
-	KeyringMissing    bool `json:"-"`
+	UsernamesRestored int                     `json:"-"`
+	UsernamesSealed   int                     `json:"-"`
+	KeyringMissing    bool                    `json:"-"`
+	Keyless           privacy.KeylessAccounts `json:"-"`
 }
 
 const manifestName = "zimage-backup.json"
@@ -227,8 +229,17 @@ back too (it must match the master key in the data folder or ZIMAGE_MASTER_KEY).
 	fmt.Fprintf(env.Stdout, "restored backup of %s (schema %d, %d media files) into %s\n", m.CreatedAt.Format(time.RFC3339), m.SchemaVersion, m.MediaFiles, cfg.Server.DataDir)
 	if m.KeyringMissing {
 		fmt.Fprintf(env.Stdout, "no keyring in %s: restore one with --keyring, or nothing sealed (emails, prompts, images, usernames) can be read\n", cfg.Server.DataDir)
-	} else if m.UsernamesSealed > 0 {
-		fmt.Fprintf(env.Stdout, "%d account(s) deleted since the backup stay unreadable (their keys are destroyed); the retention job purges them\n", m.UsernamesSealed)
+	} else {
+		k := m.Keyless
+		if k.Ended+k.Held > 0 {
+			fmt.Fprintf(env.Stdout, "%d account(s) deleted since the backup stay unreadable (their keys are destroyed): they are marked deleted again, cannot sign in or use API keys, and the next retention run (zimage retention run) purges them\n", k.Ended+k.Held)
+		}
+		if k.Held > 0 {
+			fmt.Fprintf(env.Stdout, "%d of them are under a legal hold: they stay unusable and are not purged until the hold is lifted\n", k.Held)
+		}
+		if k.Unknown > 0 {
+			fmt.Fprintf(env.Stdout, "warning: %d account(s) have no key at all in this keyring, which is older than they are: they cannot sign in and their data cannot be read. Restore a newer keyring backup (stop, move %s away, restore again) to get them back\n", k.Unknown, cfg.Server.DataDir)
+		}
 	}
 	return nil
 }
@@ -316,6 +327,12 @@ func restoreData(ctx context.Context, dataDir, from, keyringFile, envKey string)
 			return nil, err
 		}
 		m.UsernamesRestored, m.UsernamesSealed, err = db.UnsealUsernames(ctx, v)
+		if err == nil {
+			// Whoever was deleted after the backup was taken must stay
+			// deleted: their key is gone, and their rows came back.
+			ctl := privacy.NewControls(privacy.ControlsDeps{DB: db, Vault: v})
+			m.Keyless, err = ctl.EndKeylessAccounts(ctx)
+		}
 		db.Close()
 		v.Close()
 		if err != nil {

@@ -199,6 +199,11 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	} else if n > 0 {
 		log.Info("sealed copies of usernames made for backups", "count", n)
 	}
+	if n, err := db.SealPlaintextKeyNames(ctx, keys); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("API key names from before schema 11 sealed", "count", n)
+	}
 	accounts := auth.New(db, keys, authOptions(cfg, log))
 	// Significant policy changes queue a notice to everyone in the outbox.
 	policies := privacy.NewPolicies(db, log, privacy.MailNotifier{DB: db, Vault: keys, Log: log})

@@ -148,7 +148,12 @@ func runUserList(ctx context.Context, env Env, args []string) error {
 		}
 		for _, u := range users {
 			state, twofa := "active", "off"
-			if !u.DisabledAt.IsZero() {
+			switch {
+			case !u.DeletedAt.IsZero():
+				// Unreadable and waiting for the purge; the username
+				// is a placeholder by now.
+				state = "deleted " + u.DeletedAt.UTC().Format(time.DateOnly) + ", purge due"
+			case !u.DisabledAt.IsZero():
 				state = "disabled"
 			}
 			if u.TOTPEnabled {

@@ -169,15 +169,57 @@ func (s *Controls) erase(ctx context.Context, userID string, entry app.AuditEntr
 		s.log.Error("erasure: destroying the data key failed; the purge job retries", "user", userID, "err", err)
 		return app.Wrap(err, "Your account is closed, but destroying its encryption key failed; the server retries on its next clean-up run.")
 	}
-	// An erasure request the person filed is fulfilled now.
-	if _, err := s.db.CloseRequestsOfKind(ctx, userID, app.RequestErase, "Fulfilled: the account was deleted; its data key is destroyed and the data is purged by the next retention run."); err != nil {
-		s.log.Warn("erasure: could not close the erase request", "user", userID, "err", err)
-	}
 	if err := s.db.CheckpointTruncate(ctx); err != nil {
 		s.log.Warn("erasure: WAL checkpoint deferred", "err", err)
 	}
 	s.log.Info("account erased", "user", userID, "action", entry.Action, "canceled_jobs", len(ids))
 	return nil
+}
+
+// KeylessAccounts is what EndKeylessAccounts found.
+type KeylessAccounts struct {
+	// Ended were deleted after the backup (their key is destroyed) and
+	// are marked deleted again; Held of them are under a legal hold and
+	// were left as they are.
+	Ended, Held int
+	// Unknown have no key in this keyring at all: it is older than the
+	// accounts. Their data is unreadable with it, and sign-in refuses
+	// them, but they are not ended: a newer keyring would open them.
+	Unknown int
+}
+
+// EndKeylessAccounts marks deleted every account the database still
+// holds as live but whose data key the keyring shows as destroyed: after a
+// restore, the people deleted since the backup was taken. Their rows came
+// back with the backup, but nothing of theirs can be read and they asked to
+// be gone, so they are treated exactly as a deletion made now (sessions and
+// API keys removed, requests closed, purge due at the next retention run).
+func (s *Controls) EndKeylessAccounts(ctx context.Context) (KeylessAccounts, error) {
+	var res KeylessAccounts
+	ids, err := s.db.ActiveUserIDs(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, id := range ids {
+		if s.v.HasKey(id) {
+			continue
+		}
+		if !s.v.KeyDestroyed(id) {
+			res.Unknown++
+			continue
+		}
+		err := s.db.MarkUserDeleted(ctx, id, app.AuditEntry{SubjectID: id, Action: AuditAccountDelete, Detail: controlsDetail("reason", "key_destroyed_before_restore")})
+		switch app.ErrorCode(err) {
+		case "":
+			res.Ended++
+		case app.ECONFLICT:
+			s.log.Warn("restore: a deleted account is under a legal hold; it stays unusable and unpurged", "user", id)
+			res.Held++
+		default:
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 func mergeDetail(detail string, key string, value any) string {

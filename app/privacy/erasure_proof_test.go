@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,35 @@ func TestErasureProof(t *testing.T) {
 	if _, err := w.accounts.UpdateProfile(ctx, victim.ID, "Zanzibar Quillfeather"); err != nil {
 		t.Fatal(err)
 	}
+	// A sign-in from a recognisable browser and network, and an API key
+	// with a name only the victim would choose: free text and labels that
+	// say who and where someone is.
+	const victimKeyName = "Quokka Lantern Uploader 5521"
+	const victimDevice, victimPlace = "Edge on Windows", "203.0.113.0/24"
+	signin, err := w.accounts.Login(ctx, auth.LoginInput{Login: "zanzibarquill", Password: testPassword, IP: netip.MustParseAddr("203.0.113.77"),
+		UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 Edg/120.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.accounts.CreateAPIKey(ctx, &auth.Principal{User: signin.User, Session: signin.Session}, victimKeyName, []string{app.ScopeRead}); err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := w.accounts.ListSessions(ctx, victim.ID)
+	if err != nil || len(sessions) != 1 || sessions[0].Device != victimDevice || sessions[0].Place != victimPlace {
+		t.Fatalf("the victim's sessions read back as %+v, %v; want one %q from %q (else the scans below prove nothing)", sessions, err, victimDevice, victimPlace)
+	}
+	if keys, err := w.accounts.ListAPIKeys(ctx, victim.ID); err != nil || len(keys) != 1 || keys[0].Name != victimKeyName {
+		t.Fatalf("the victim's API keys read back as %+v, %v", keys, err)
+	}
+	// Sealed at rest from the start: the live database holds none of it
+	// in plaintext while the account exists.
+	labelNeedles := []string{strings.ToLower(victimKeyName), strings.ToLower(victimDevice), victimPlace}
+	if err := w.db.CheckpointTruncate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if hits, _ := scanFolder(t, w.dir, filepath.Join(w.dir, "no-backup-yet"), labelNeedles); len(hits) > 0 {
+		t.Errorf("plaintext session labels or key names in the live data folder: %v", hits)
+	}
 
 	// A data backup, as `zimage backup --out` writes it: a snapshot of the
 	// database plus a copy of the sealed media, inside the data folder.
@@ -53,6 +83,26 @@ func TestErasureProof(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyTree(t, filepath.Join(w.dir, "media"), filepath.Join(backupDir, "media"))
+	// openBackupImage opens the victim's image file in the backup exactly
+	// as the check after the deletion does; it must work now, or that
+	// check would pass for the wrong reason (a wrong path or associated
+	// data rather than a destroyed key).
+	openBackupImage := func() error {
+		f, err := os.Open(media.FilePath(filepath.Join(backupDir, "media"), victim.ID, victimImage, "orig"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		r, err := w.keys.OpenReader(victim.ID, []byte("media/"+victimImage+"/orig"), f)
+		if err != nil {
+			return err
+		}
+		_, err = io.ReadAll(r)
+		return err
+	}
+	if err := openBackupImage(); err != nil {
+		t.Fatalf("the victim's image in the backup does not open before the deletion, so the check after it proves nothing: %v", err)
+	}
 
 	// A job still waiting when the person deletes their account: a second,
 	// never started queue keeps it queued for certain.
@@ -120,7 +170,7 @@ func TestErasureProof(t *testing.T) {
 		t.Errorf("consent ledger after purge has %d entries, want the 1 pseudonymous record kept", len(got))
 	}
 
-	needles := []string{"zanzibar.quillfeather@example.org", "zanzibarquill", "zanzibar quillfeather", strings.ToLower(victimPrompt)}
+	needles := append([]string{"zanzibar.quillfeather@example.org", "zanzibarquill", "zanzibar quillfeather", strings.ToLower(victimPrompt)}, labelNeedles...)
 	live, backup := scanFolder(t, w.dir, backupDir, needles)
 	for _, hit := range live {
 		t.Errorf("plaintext left in live data: %s", hit)
@@ -147,15 +197,8 @@ func TestErasureProof(t *testing.T) {
 	if _, err := w.keys.Open(victim.ID, []byte("users/"+victim.ID+"/email"), vrec.SealedEmail); err == nil {
 		t.Error("the victim's email in the backup still opens")
 	}
-	f, err := os.Open(media.FilePath(filepath.Join(backupDir, "media"), victim.ID, victimImage, "orig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if r, err := w.keys.OpenReader(victim.ID, []byte("media/"+victimImage+"/orig"), f); err == nil {
-		if _, err := io.ReadAll(r); err == nil {
-			t.Error("the victim's image file in the backup still opens")
-		}
+	if err := openBackupImage(); err == nil {
+		t.Error("the victim's image file in the backup still opens")
 	}
 
 	// The other person is untouched.

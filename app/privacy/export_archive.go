@@ -281,7 +281,11 @@ func (a *archive) sessions() error {
 		return err
 	}
 	out := make([]exportSession, 0, len(rows))
-	for _, s := range rows {
+	for _, r := range rows {
+		s, err := r.Opened(a.x.sealer)
+		if err != nil {
+			return err
+		}
 		out = append(out, exportSession{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt, Device: s.Device, Place: s.Place})
 	}
 	return a.writeJSON("sessions.json", out)
@@ -293,7 +297,11 @@ func (a *archive) apiKeys() error {
 		return err
 	}
 	out := make([]exportAPIKey, 0, len(rows))
-	for _, k := range rows {
+	for _, r := range rows {
+		k, err := r.Opened(a.x.sealer)
+		if err != nil {
+			return err
+		}
 		out = append(out, exportAPIKey{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: append([]string{}, k.Scopes...), CreatedAt: k.CreatedAt,
 			LastUsedAt: optTime(k.LastUsedAt), RevokedAt: optTime(k.RevokedAt)})
 	}

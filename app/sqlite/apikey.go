@@ -11,13 +11,13 @@ import (
 	"zimage/app"
 )
 
-const apiKeyColumns = `id, user_id, name, prefix, scopes, created_at, last_used_at, revoked_at`
+const apiKeyColumns = `id, user_id, name, prefix, scopes, created_at, last_used_at, revoked_at, name_sealed`
 
-func scanAPIKey(s rowScanner) (*app.APIKey, error) {
-	var k app.APIKey
+func scanAPIKey(s rowScanner) (*APIKeyRow, error) {
+	var k APIKeyRow
 	var scopes string
 	var created, used, revoked int64
-	if err := s.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &scopes, &created, &used, &revoked); err != nil {
+	if err := s.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &scopes, &created, &used, &revoked, &k.SealedName); err != nil {
 		return nil, err
 	}
 	if scopes != "" {
@@ -32,13 +32,14 @@ func errAPIKeyNotFound() error {
 }
 
 // CreateAPIKey stores k (CreatedAt stamped here) under the token's hash,
-// with its audit entries.
-func (db *DB) CreateAPIKey(ctx context.Context, k *app.APIKey, tokenHash []byte, audit ...app.AuditEntry) error {
+// with its audit entries. k.Name is not stored: sealedName is, sealed for
+// the owner with APIKeyNameAAD.
+func (db *DB) CreateAPIKey(ctx context.Context, k *app.APIKey, sealedName, tokenHash []byte, audit ...app.AuditEntry) error {
 	now := db.Now().Truncate(time.Millisecond)
 	k.CreatedAt = now
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, user_id, name, prefix, token_hash, scopes, created_at)
-			VALUES (?,?,?,?,?,?,?)`, k.ID, k.UserID, k.Name, k.Prefix, tokenHash, strings.Join(k.Scopes, ","), now.UnixMilli())
+		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, user_id, name, name_sealed, prefix, token_hash, scopes, created_at)
+			VALUES (?,?,'',?,?,?,?,?)`, k.ID, k.UserID, sealedName, k.Prefix, tokenHash, strings.Join(k.Scopes, ","), now.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -68,7 +69,7 @@ func (db *DB) APIKeyByTokenHash(ctx context.Context, hash []byte) (*app.APIKey, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return k, u, nil
+	return &k.APIKey, u, nil
 }
 
 // TouchAPIKey sets the key's last_used_at to now.
@@ -79,14 +80,15 @@ func (db *DB) TouchAPIKey(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListAPIKeys returns the user's keys, newest first, revoked ones included.
-func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]*app.APIKey, error) {
+// ListAPIKeys returns the user's keys, newest first, revoked ones
+// included, names still sealed.
+func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]*APIKeyRow, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list api keys: %w", err)
 	}
 	defer rows.Close()
-	var out []*app.APIKey
+	var out []*APIKeyRow
 	for rows.Next() {
 		k, err := scanAPIKey(rows)
 		if err != nil {

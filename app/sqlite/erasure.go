@@ -60,7 +60,10 @@ func (db *DB) MarkUserDeleted(ctx context.Context, userID string, audit ...app.A
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errUserNotFound()
 		}
-		for _, table := range []string{"sessions", "api_keys", "recovery_codes", "one_time_tokens", "outbox"} {
+		// Tickets and access grants go too: from this moment every route
+		// answers "not found" for the account, staff queues included,
+		// rather than failing on sealed text whose key is destroyed.
+		for _, table := range []string{"sessions", "api_keys", "recovery_codes", "one_time_tokens", "outbox", "tickets", "access_grants"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = ?`, userID); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}
@@ -68,8 +71,52 @@ func (db *DB) MarkUserDeleted(ctx context.Context, userID string, audit ...app.A
 		if err := deleteExportsOf(ctx, tx, userID); err != nil {
 			return err
 		}
+		// Open data-rights requests close with the account: an erasure
+		// request is fulfilled, the others have nothing left to act on.
+		for _, kind := range app.RequestKinds {
+			note := RequestNoteAccountDeleted
+			if kind == app.RequestErase {
+				note = RequestNoteErasureFulfilled
+			}
+			if _, err := closeRequestsOfKind(ctx, tx, now, userID, kind, note); err != nil {
+				return fmt.Errorf("data_requests: %w", err)
+			}
+		}
 		return nil
 	})
+}
+
+// Resolutions of the requests a deletion closes.
+const (
+	RequestNoteErasureFulfilled = "Fulfilled: the account was deleted; its data key is destroyed and the data is purged by the next retention run."
+	RequestNoteAccountDeleted   = "Closed: the account was deleted, so there is nothing left to act on; its data is purged by the next retention run."
+)
+
+// ActiveUserIDs returns the id of every account not deleted, for a
+// restore to check each against the keyring.
+func (db *DB) ActiveUserIDs(ctx context.Context) ([]string, error) {
+	return db.queryIDs(ctx, "active users", `SELECT id FROM users WHERE deleted_at = 0 ORDER BY id`)
+}
+
+// queryIDs runs q, which selects one id column, and returns the ids.
+func (db *DB) queryIDs(ctx context.Context, what, q string, args ...any) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	return out, nil
 }
 
 // deleteExportsOf is the hook between erasure and data exports, which are
@@ -119,40 +166,14 @@ func columnsOf(ctx context.Context, q querier, table string) ([]string, error) {
 // ActiveGenerationIDs returns userID's queued and running generations, for
 // erasure to cancel them.
 func (db *DB) ActiveGenerationIDs(ctx context.Context, userID string) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id FROM generations WHERE user_id = ? AND status IN ('queued','running') ORDER BY id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: active generations: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: active generations: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return db.queryIDs(ctx, "active generations", `SELECT id FROM generations WHERE user_id = ? AND status IN ('queued','running') ORDER BY id`, userID)
 }
 
 // PurgeableUsers returns up to limit accounts deleted at or before cutoff
 // and not under a legal hold, oldest deletion first.
 func (db *DB) PurgeableUsers(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id FROM users WHERE deleted_at > 0 AND deleted_at <= ?
+	return db.queryIDs(ctx, "purgeable users", `SELECT id FROM users WHERE deleted_at > 0 AND deleted_at <= ?
 		AND id NOT IN (SELECT user_id FROM legal_holds) ORDER BY deleted_at, id LIMIT ?`, cutoff.UnixMilli(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: purgeable users: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: purgeable users: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // CountPurgeableUsers counts what PurgeableUsers would return without a

@@ -22,7 +22,8 @@ var migrations = []func(*sql.Tx) error{
 	migrateConsents,
 	migrateUsernameSealed,
 	migrateUserPrefs,
-	migrateImagesLifetimeIndex,
+	migrateImagesLifetimeIndex,     // 11: index on an image's lifetime (expires_at - created_at)
+	migrateSealSessionsAndKeyNames, // 12: sealed session device/place and API key names
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -10,12 +10,12 @@ import (
 	"zimage/app"
 )
 
-const sessionColumns = `id, user_id, created_at, last_seen_at, expires_at, device, place`
+const sessionColumns = `id, user_id, created_at, last_seen_at, expires_at, device, place, device_sealed, place_sealed`
 
-func scanSession(s rowScanner) (*app.Session, error) {
-	var x app.Session
+func scanSession(s rowScanner) (*SessionRow, error) {
+	var x SessionRow
 	var created, seen, expires int64
-	if err := s.Scan(&x.ID, &x.UserID, &created, &seen, &expires, &x.Device, &x.Place); err != nil {
+	if err := s.Scan(&x.ID, &x.UserID, &created, &seen, &expires, &x.Device, &x.Place, &x.SealedDevice, &x.SealedPlace); err != nil {
 		return nil, err
 	}
 	x.CreatedAt, x.LastSeenAt, x.ExpiresAt = fromMillis(created), fromMillis(seen), fromMillis(expires)
@@ -27,10 +27,13 @@ func errSessionNotFound() error {
 }
 
 // NewSession is a sign-in to record: the session (CreatedAt and LastSeenAt
-// are stamped here), its token's hash, the session it replaces (by token
+// are stamped here; its Device and Place are not stored, only their sealed
+// copies), its token's hash, the session it replaces (by token
 // hash, so a fixated or stale token dies at login) and the audit entries.
 type NewSession struct {
 	Session      *app.Session
+	SealedDevice []byte // sealed for the user, aad SessionDeviceAAD
+	SealedPlace  []byte // sealed for the user, aad SessionPlaceAAD
 	TokenHash    []byte
 	ReplaceHash  []byte
 	TOTPLastStep *int64 // accepted TOTP step, stored compare-and-set
@@ -62,8 +65,8 @@ func (db *DB) CreateSession(ctx context.Context, n NewSession) error {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, device, place)
-			VALUES (?,?,?,?,?,?,?,?)`, s.ID, s.UserID, n.TokenHash, now.UnixMilli(), now.UnixMilli(), millis(s.ExpiresAt), s.Device, s.Place)
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, device_sealed, place_sealed)
+			VALUES (?,?,?,?,?,?,?,?)`, s.ID, s.UserID, n.TokenHash, now.UnixMilli(), now.UnixMilli(), millis(s.ExpiresAt), n.SealedDevice, n.SealedPlace)
 		return err
 	})
 	if err != nil {
@@ -89,7 +92,7 @@ func (db *DB) SessionByTokenHash(ctx context.Context, hash []byte) (*app.Session
 	if err != nil {
 		return nil, nil, err
 	}
-	return s, u, nil
+	return &s.Session, u, nil
 }
 
 // TouchSession sets the session's last_seen_at to now.
@@ -100,14 +103,15 @@ func (db *DB) TouchSession(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListSessions returns the user's sessions, most recently seen first.
-func (db *DB) ListSessions(ctx context.Context, userID string) ([]*app.Session, error) {
+// ListSessions returns the user's sessions, most recently seen first,
+// device and place still sealed.
+func (db *DB) ListSessions(ctx context.Context, userID string) ([]*SessionRow, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC, id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list sessions: %w", err)
 	}
 	defer rows.Close()
-	var out []*app.Session
+	var out []*SessionRow
 	for rows.Next() {
 		s, err := scanSession(rows)
 		if err != nil {

@@ -32,6 +32,11 @@ func scanTicket(s rowScanner) (TicketRow, error) {
 	return r, err
 }
 
+// ownerLive keeps tickets of deleted accounts out of every read and
+// write: deletion removes them, but an account deleted by an older version
+// keeps its tickets until the purge, and their subjects no longer open.
+const ownerLive = ` AND user_id NOT IN (SELECT id FROM users WHERE deleted_at > 0)`
+
 func errTicketNotFound(id string) error {
 	return app.Errorf(app.ENOTFOUND, "There is no support ticket %s: it may have been closed and removed after the support retention window.", id)
 }
@@ -63,7 +68,7 @@ func insertTicketMessage(ctx context.Context, tx *sql.Tx, m *TicketMessageRow) e
 // Ticket returns ticket id. userID "" reads any person's ticket (staff);
 // otherwise another person's ticket is ENOTFOUND.
 func (db *DB) Ticket(ctx context.Context, userID, id string) (TicketRow, error) {
-	q, args := `SELECT `+ticketColumns+` FROM tickets WHERE id = ?`, []any{id}
+	q, args := `SELECT `+ticketColumns+` FROM tickets WHERE id = ?`+ownerLive, []any{id}
 	if userID != "" {
 		q += ` AND user_id = ?`
 		args = append(args, userID)
@@ -87,10 +92,10 @@ func (db *DB) TicketsOf(ctx context.Context, userID string) ([]TicketRow, error)
 // first; status "" means every ticket not closed.
 func (db *DB) TicketQueue(ctx context.Context, status string, limit int) ([]TicketRow, error) {
 	if status == "" {
-		return db.queryTickets(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE status IN ('open','answered')
+		return db.queryTickets(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE status IN ('open','answered')`+ownerLive+`
 			ORDER BY status DESC, last_message_at, id LIMIT ?`, limit)
 	}
-	return db.queryTickets(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE status = ?
+	return db.queryTickets(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE status = ?`+ownerLive+`
 		ORDER BY last_message_at, id LIMIT ?`, status, limit)
 }
 
@@ -141,7 +146,7 @@ func (db *DB) AddTicketMessage(ctx context.Context, ownerID string, m *TicketMes
 	m.CreatedAt = now
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var cur, owner string
-		err := tx.QueryRowContext(ctx, `SELECT status, user_id FROM tickets WHERE id = ?`, m.TicketID).Scan(&cur, &owner)
+		err := tx.QueryRowContext(ctx, `SELECT status, user_id FROM tickets WHERE id = ?`+ownerLive, m.TicketID).Scan(&cur, &owner)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && ownerID != "" && owner != ownerID) {
 			return errTicketNotFound(m.TicketID)
 		} else if err != nil {
@@ -176,7 +181,7 @@ func (db *DB) AddTicketMessage(ctx context.Context, ownerID string, m *TicketMes
 func (db *DB) CloseTicket(ctx context.Context, id string, audit ...app.AuditEntry) error {
 	now := db.Now().Truncate(time.Millisecond)
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tickets SET status = 'closed' WHERE id = ?`, id)
+		res, err := tx.ExecContext(ctx, `UPDATE tickets SET status = 'closed' WHERE id = ?`+ownerLive, id)
 		if err != nil {
 			return err
 		}

@@ -69,7 +69,8 @@ func (db *DB) SealMissingUsernames(ctx context.Context, v Sealer) (int, error) {
 }
 
 // scrubUsernames replaces, in the database file at path (a fresh snapshot),
-// every username that has a sealed copy with a placeholder, then rebuilds
+// every username that has a sealed copy with a placeholder, empties any
+// plaintext API key name or session label left, then rebuilds
 // the file so the old text is not left in free pages.
 func scrubUsernames(ctx context.Context, path string) error {
 	c, err := sql.Open("sqlite", "file:"+escapePath(path)+"?_pragma=journal_mode(DELETE)&_pragma=secure_delete(1)")
@@ -79,6 +80,16 @@ func scrubUsernames(ctx context.Context, path string) error {
 	defer c.Close()
 	if _, err := c.ExecContext(ctx, `UPDATE users SET username = ? || id WHERE username_sealed IS NOT NULL`, sealedUsernamePrefix); err != nil {
 		return fmt.Errorf("sqlite: scrub usernames: %w", err)
+	}
+	// Session labels and key names live sealed; a plaintext one is left
+	// only by a key from before the sealed column whose name the next
+	// start seals. The backup keeps no plaintext of it either: it
+	// restores nameless.
+	if _, err := c.ExecContext(ctx, `UPDATE api_keys SET name = '' WHERE name != ''`); err != nil {
+		return fmt.Errorf("sqlite: scrub api key names: %w", err)
+	}
+	if _, err := c.ExecContext(ctx, `UPDATE sessions SET device = '', place = '' WHERE device != '' OR place != ''`); err != nil {
+		return fmt.Errorf("sqlite: scrub session labels: %w", err)
 	}
 	if _, err := c.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("sqlite: scrub usernames: %w", err)

@@ -102,6 +102,15 @@ func (v *Vault) HasKey(userID string) bool {
 	return err == nil && n > 0
 }
 
+// KeyDestroyed reports whether userID's key was shredded: the keyring
+// keeps a tombstone, so "deleted" can be told from "never had a key here"
+// (a keyring older than the account).
+func (v *Vault) KeyDestroyed(userID string) bool {
+	var n int
+	err := v.db.QueryRow(`SELECT COUNT(*) FROM user_keys WHERE user_id = ? AND destroyed_at IS NOT NULL`, userID).Scan(&n)
+	return err == nil && n > 0
+}
+
 // Shred destroys userID's key material: every byte ever sealed for them,
 // in any copy, becomes unreadable. The row stays as a tombstone with its
 // key overwritten, so later reads say "deleted" rather than "never

@@ -19,11 +19,15 @@ type userJSON struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	AgeConfirmedAt time.Time  `json:"age_confirmed_at"`
 	DisabledAt     *time.Time `json:"disabled_at,omitempty"`
+	// DeletedAt is set on a deleted account waiting for its purge (admin
+	// lists only: nothing else answers for it).
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 
 func toUserJSON(u *app.User) userJSON {
 	return userJSON{ID: u.ID, Username: u.Username, Email: u.Email, DisplayName: u.DisplayName, Role: u.Role,
-		TOTPEnabled: u.TOTPEnabled, CreatedAt: u.CreatedAt, AgeConfirmedAt: u.AgeConfirmedAt, DisabledAt: optTime(u.DisabledAt)}
+		TOTPEnabled: u.TOTPEnabled, CreatedAt: u.CreatedAt, AgeConfirmedAt: u.AgeConfirmedAt, DisabledAt: optTime(u.DisabledAt),
+		DeletedAt: optTime(u.DeletedAt)}
 }
 
 func optTime(t time.Time) *time.Time {

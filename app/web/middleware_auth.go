@@ -227,6 +227,19 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// requireLiveAccount answers 404 for an admin route whose :id names an
+// unknown or deleted account, before its handler runs: between deletion
+// and purge the account is gone for every route at once, whichever
+// service the handler calls.
+func (s *Server) requireLiveAccount(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, err := s.auth.User(c.Request().Context(), c.Param("id")); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
 // requireAccessGrant admits an admin to the content of the person named by
 // the :id parameter only while they hold an access grant, which needs a
 // reason the person will see. An unknown id is 404.

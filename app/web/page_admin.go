@@ -29,6 +29,9 @@ func (s *Server) adminHome(c echo.Context) error {
 type adminUserView struct {
 	ID, Username, Role, Created string
 	TOTP, Disabled, Self        bool
+	// Deleted is when the account was deleted ("" while it lives): it
+	// waits for its purge and no action applies to it any more.
+	Deleted string
 }
 
 // oneTimeLink is a reset or invite link, shown on the answer that makes
@@ -71,6 +74,9 @@ func (s *Server) adminUsersData(c echo.Context) (adminUsersPage, error) {
 	for _, u := range users {
 		d.Users = append(d.Users, adminUserView{ID: u.ID, Username: u.Username, Role: u.Role, Created: when(u.CreatedAt),
 			TOTP: u.TOTPEnabled, Disabled: !u.DisabledAt.IsZero(), Self: u.ID == me})
+		if !u.DeletedAt.IsZero() {
+			d.Users[len(d.Users)-1].Deleted = when(u.DeletedAt)
+		}
 	}
 	return d, nil
 }

@@ -176,16 +176,18 @@ func (s *Server) routes() {
 	e.POST("/admin/requests/:id/close", s.adminRequestClose, adminPages)
 
 	// API: admins.
-	admin := s.requireAdmin
+	// Routes that name an account by :id also pass requireLiveAccount:
+	// a deleted account is 404 for all of them.
+	admin, live := s.requireAdmin, s.requireLiveAccount
 	api.GET("/admin/backends", s.adminBackends, admin)
 	api.GET("/admin/users", s.handleAdminUsers, admin)
 	api.POST("/admin/users", s.handleAdminUserCreate, admin)
-	api.PATCH("/admin/users/:id", s.handleAdminUserUpdate, admin)
-	api.POST("/admin/users/:id/access", s.handleAdminAccess, admin)
-	api.GET("/admin/users/:id/profile", s.handleAdminProfile, admin, s.requireAccessGrant)
-	api.GET("/admin/users/:id/images", s.adminUserImages, admin, s.requireAccessGrant)
-	api.GET("/admin/users/:id/images/:image/file", s.adminUserImageFile, admin, s.requireAccessGrant)
-	api.POST("/admin/users/:id/reset-link", s.handleAdminResetLink, admin)
+	api.PATCH("/admin/users/:id", s.handleAdminUserUpdate, admin, live)
+	api.POST("/admin/users/:id/access", s.handleAdminAccess, admin, live)
+	api.GET("/admin/users/:id/profile", s.handleAdminProfile, admin, live, s.requireAccessGrant)
+	api.GET("/admin/users/:id/images", s.adminUserImages, admin, live, s.requireAccessGrant)
+	api.GET("/admin/users/:id/images/:image/file", s.adminUserImageFile, admin, live, s.requireAccessGrant)
+	api.POST("/admin/users/:id/reset-link", s.handleAdminResetLink, admin, live)
 	api.POST("/admin/invites", s.handleAdminInvite, admin)
 	api.PUT("/admin/settings/signup", s.handleAdminSignupMode, admin)
 	api.GET("/admin/audit", s.handleAdminAudit, admin)
@@ -193,8 +195,8 @@ func (s *Server) routes() {
 	api.GET("/admin/requests", s.adminRequests, admin)
 	api.POST("/admin/requests/:id/close", s.adminCloseRequest, admin)
 	// Admins: legal holds and ending a child's account (privacy rights).
-	api.GET("/admin/users/:id/hold", s.handleAdminHoldGet, admin)
-	api.POST("/admin/users/:id/hold", s.handleAdminHoldSet, admin)
-	api.DELETE("/admin/users/:id/hold", s.handleAdminHoldRelease, admin)
-	api.POST("/admin/users/:id/under-13", s.handleAdminChild, admin)
+	api.GET("/admin/users/:id/hold", s.handleAdminHoldGet, admin, live)
+	api.POST("/admin/users/:id/hold", s.handleAdminHoldSet, admin, live)
+	api.DELETE("/admin/users/:id/hold", s.handleAdminHoldRelease, admin, live)
+	api.POST("/admin/users/:id/under-13", s.handleAdminChild, admin, live)
 }
