@@ -341,10 +341,20 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 		images = append(images, base64.StdEncoding.EncodeToString(sdPNG(-req.Seed, req.Width, req.Height)))
 		first = 1
 	}
+	var infotexts []string
 	for i := range count {
 		seed := req.Seed + int64(i)
 		seeds = append(seeds, seed)
-		images = append(images, base64.StdEncoding.EncodeToString(sdPNG(seed, req.Width, req.Height)))
+		img := sdPNG(seed, req.Width, req.Height)
+		if !cfg.SDCpp {
+			// processing.py sets image.info["parameters"] to the infotext
+			// and the API's encode_pil_to_base64 copies it into the PNG
+			// (samples_format png, the default).
+			text := a1111Infotext(req, sampler, seed, model)
+			infotexts = append(infotexts, text)
+			img = pngWithText(img, [2]string{"parameters", text})
+		}
+		images = append(images, base64.StdEncoding.EncodeToString(img))
 	}
 	info := ""
 	if !cfg.SDCpp {
@@ -353,11 +363,25 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 			"seed": req.Seed, "all_seeds": seeds, "subseed": -1, "width": req.Width, "height": req.Height,
 			"sampler_name": sampler, "cfg_scale": req.CFGScale, "steps": req.Steps, "batch_size": req.BatchSize,
 			"sd_model_name": a1111ModelEntry(model)["model_name"], "sd_model_hash": a1111ModelEntry(model)["hash"],
-			"index_of_first_image": first, "infotexts": []string{}, "version": "f2.0.1v1.10.1-fake",
+			"index_of_first_image": first, "infotexts": infotexts, "version": "f2.0.1v1.10.1-fake",
 		})
 		info = string(b)
 	}
 	a1111JSON(w, 200, map[string]any{"images": images, "parameters": raw, "info": info})
+}
+
+// a1111Infotext is processing.py create_infotext: the prompt, the
+// negative prompt, then "key: value" generation parameters.
+func a1111Infotext(req a1111Request, sampler string, seed int64, model string) string {
+	var b strings.Builder
+	b.WriteString(req.Prompt)
+	if req.NegativePrompt != "" {
+		b.WriteString("\nNegative prompt: " + req.NegativePrompt)
+	}
+	e := a1111ModelEntry(model)
+	fmt.Fprintf(&b, "\nSteps: %d, Sampler: %s, Schedule type: Automatic, CFG scale: %g, Seed: %d, Size: %dx%d, Model hash: %v, Model: %v, Version: f2.0.1v1.10.1-fake",
+		req.Steps, sampler, req.CFGScale, seed, req.Width, req.Height, e["hash"], e["model_name"])
+	return strings.TrimSpace(b.String())
 }
 
 // sleep waits d, and reports false if stop closed or the fake died first.
