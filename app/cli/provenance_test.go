@@ -82,7 +82,11 @@ func TestServedFilesCarryMarksAndNoPrompt(t *testing.T) {
 				}
 			}
 			zi.checkZipAndExport(t, k.source)
-			var api struct{ Data []struct{ B64JSON string `json:"b64_json"` } }
+			var api struct {
+				Data []struct {
+					B64JSON string `json:"b64_json"`
+				}
+			}
 			json.Unmarshal(zi.do(t, "POST", "/v1/images/generations", `{"prompt":"`+provPrompt+`","size":"256x256","seed":918273600,"response_format":"b64_json"}`, 200), &api)
 			if len(api.Data) != 1 {
 				t.Fatalf("OpenAI-compatible answer holds %d images", len(api.Data))
