@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -113,9 +114,9 @@ func TestServedFilesCarryMarksAndNoPrompt(t *testing.T) {
 			}
 			for key, want := range served {
 				id, variant, _ := strings.Cut(key, ".")
-				format, size := map[string][2]string{"png": {"png", "full"}, "webp": {"webp", "full"}, "thumb": {"webp", "thumb"}}[variant][0], "full"
+				format, size := variant, "full"
 				if variant == "thumb" {
-					size = "thumb"
+					format, size = "webp", "thumb"
 				}
 				rc, _, _, err := store.Open(context.Background(), zi.userID, id, format, size)
 				if err != nil {
@@ -358,4 +359,33 @@ func zipFiles(t *testing.T, data []byte) map[string][]byte {
 		rc.Close()
 	}
 	return out
+}
+
+// Turning the marks off is the operator's call, but it must not go
+// unnoticed: every start says what it may breach.
+func TestMarksOffWarnsAtStart(t *testing.T) {
+	for _, marks := range []bool{true, false} {
+		t.Run(fmt.Sprint("marks=", marks), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Provenance.Marks = marks
+			var logs syncBuffer
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			ready := make(chan struct{})
+			go func() {
+				done <- serve(ctx, cfg, nil, slog.New(slog.NewTextHandler(&logs, nil)), func(map[string]string) { close(ready) })
+			}()
+			select {
+			case <-ready:
+			case err := <-done:
+				t.Fatalf("serve: %v", err)
+			}
+			cancel()
+			<-done
+			warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "Article 50(2) of the EU AI Act")
+			if warned == marks {
+				t.Errorf("marks = %v: warning logged %v\n%s", marks, warned, logs.String())
+			}
+		})
+	}
 }
