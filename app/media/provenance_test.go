@@ -132,4 +132,3 @@ func TestSaveStripsAndMarksEveryFile(t *testing.T) {
 		})
 	}
 }
-
