@@ -55,6 +55,13 @@ func TestServedFilesCarryMarksAndNoPrompt(t *testing.T) {
 		{"a1111", func(t *testing.T) config.Backend {
 			return config.Backend{Kind: "a1111", URL: backendfake.NewA1111(t, backendfake.A1111Config{}).URL}
 		}, provenance.TrainedAlgorithmicMedia},
+		// Forge set to save JPEG or WebP: the prompt goes into EXIF.
+		{"a1111 jpg", func(t *testing.T) config.Backend {
+			return config.Backend{Kind: "a1111", URL: backendfake.NewA1111(t, backendfake.A1111Config{SamplesFormat: "jpg"}).URL}
+		}, provenance.TrainedAlgorithmicMedia},
+		{"a1111 webp", func(t *testing.T) config.Backend {
+			return config.Backend{Kind: "a1111", URL: backendfake.NewA1111(t, backendfake.A1111Config{SamplesFormat: "webp"}).URL}
+		}, provenance.TrainedAlgorithmicMedia},
 		{"openai", func(t *testing.T) config.Backend {
 			return config.Backend{Kind: "openai", URL: backendfake.NewOpenAI(t, backendfake.OpenAIConfig{}).URL, Model: "z-image-turbo"}
 		}, provenance.TrainedAlgorithmicMedia},
@@ -69,6 +76,7 @@ func TestServedFilesCarryMarksAndNoPrompt(t *testing.T) {
 			cfg.Backends = []config.Backend{b}
 			zi := startProvServer(t, cfg)
 			served := map[string][]byte{} // "<image id>.<variant>" → bytes served
+			marked := map[string][]byte{} // every file checked, for exiftool
 			for _, embed := range []bool{false, true} {
 				zi.do(t, "PATCH", "/api/v1/me", fmt.Sprintf(`{"embed_parameters":%v}`, embed), 200)
 				seed := int64(918273645)
@@ -79,10 +87,10 @@ func TestServedFilesCarryMarksAndNoPrompt(t *testing.T) {
 				for _, v := range []struct{ variant, query string }{{"png", "format=png"}, {"webp", "format=webp"}, {"thumb", "size=thumb"}} {
 					data := zi.file(t, id, v.query)
 					served[id+"."+v.variant] = data
-					checkFile(t, v.variant, data, k.source, embed && v.variant == "png", seed)
+					checkFile(t, marked, fmt.Sprintf("%s (embed %v)", v.variant, embed), data, embed && v.variant == "png", seed)
 				}
 			}
-			zi.checkZipAndExport(t, k.source)
+			zi.checkZipAndExport(t, marked)
 			var api struct {
 				Data []struct {
 					B64JSON string `json:"b64_json"`
@@ -93,7 +101,8 @@ func TestServedFilesCarryMarksAndNoPrompt(t *testing.T) {
 				t.Fatalf("OpenAI-compatible answer holds %d images", len(api.Data))
 			}
 			png, _ := base64.StdEncoding.DecodeString(api.Data[0].B64JSON)
-			checkFile(t, "openai b64_json", png, k.source, true, 918273600) // embed is still on
+			checkFile(t, marked, "openai b64_json", png, true, 918273600) // embed is still on
+			checkMarks(t, marked, k.source)
 			zi.stop()
 
 			// The files as stored, decrypted with the store's own keys, are
@@ -131,12 +140,16 @@ func TestServedFilesCarryMarksAndNoPrompt(t *testing.T) {
 	}
 }
 
-// checkFile reads every chunk of one served file. Text chunks: exactly
-// the XMP packet, plus one "parameters" chunk when withParameters; no
-// EXIF, no timestamps, nothing after the end. The person's data appears
-// only inside that parameters chunk. exiftool must read the marks.
-func checkFile(t *testing.T, what string, data []byte, source string, withParameters bool, seed int64) {
+// checkFile reads every chunk of one served file. Metadata: exactly the
+// XMP packet, plus one "parameters" chunk when the person chose to embed
+// and the file is an original PNG (embedded); no EXIF, no timestamps,
+// nothing after the end. The person's data appears only inside that
+// parameters chunk, in any encoding (A1111 writes EXIF in UTF-16).
+// exiftool must read the marks.
+func checkFile(t *testing.T, marked map[string][]byte, what string, data []byte, embedded bool, seed int64) {
 	t.Helper()
+	marked[what] = data
+	withParameters := embedded && provenance.Format(data) == provenance.PNG
 	chunks, trailing := provenancetest.Chunks(t, data)
 	if len(trailing) > 0 {
 		t.Errorf("%s: %d bytes after the end of the image", what, len(trailing))
@@ -159,7 +172,12 @@ func checkFile(t *testing.T, what string, data []byte, source string, withParame
 			}
 		case "XMP ":
 			xmp++
-		case "eXIf", "tIME", "EXIF", "FFE1", "FFED", "FFFE":
+		case "FFE1":
+			if !bytes.HasPrefix(c.Data, []byte("http://ns.adobe.com/xap/1.0/\x00")) {
+				t.Errorf("%s: APP1 segment %q", what, c.Data[:min(len(c.Data), 12)])
+			}
+			xmp++
+		case "eXIf", "tIME", "EXIF", "FFED", "FFFE":
 			t.Errorf("%s: metadata chunk %s", what, c.Type)
 		}
 	}
@@ -175,16 +193,26 @@ func checkFile(t *testing.T, what string, data []byte, source string, withParame
 		secrets = append(secrets, h)
 	}
 	for _, s := range secrets {
-		if bytes.Contains(rest, []byte(s)) {
+		var utf16be []byte
+		for _, r := range s {
+			utf16be = append(utf16be, byte(r>>8), byte(r))
+		}
+		if bytes.Contains(rest, []byte(s)) || bytes.Contains(rest, utf16be) {
 			t.Errorf("%s holds %q outside the parameters the person chose to embed", what, s)
 		}
 	}
-	tags := provenancetest.Exiftool(t, data)
-	if got := tags["XMP-iptcExt:DigitalSourceType"]; got != source {
-		t.Errorf("%s: exiftool reads DigitalSourceType %v, want %s", what, got, source)
-	}
-	if got, _ := tags["XMP-xmp:CreatorTool"].(string); !strings.HasPrefix(got, "Z Image ") {
-		t.Errorf("%s: exiftool reads CreatorTool %q, want Z Image and its version", what, got)
+}
+
+// checkMarks reads the marks of every file with exiftool, in one run.
+func checkMarks(t *testing.T, marked map[string][]byte, source string) {
+	t.Helper()
+	for what, tags := range provenancetest.ExiftoolFiles(t, marked) {
+		if got := tags["XMP-iptcExt:DigitalSourceType"]; got != source {
+			t.Errorf("%s: exiftool reads DigitalSourceType %v, want %s", what, got, source)
+		}
+		if got, _ := tags["XMP-xmp:CreatorTool"].(string); !strings.HasPrefix(got, "Z Image ") {
+			t.Errorf("%s: exiftool reads CreatorTool %q, want Z Image and its version", what, got)
+		}
 	}
 }
 
@@ -302,14 +330,14 @@ func (s *provServer) file(t *testing.T, id, query string) []byte {
 
 // checkZipAndExport checks the images inside the gallery ZIP (the first
 // image, saved with embed off) and inside the person's data export.
-func (s *provServer) checkZipAndExport(t *testing.T, source string) {
+func (s *provServer) checkZipAndExport(t *testing.T, marked map[string][]byte) {
 	t.Helper()
 	var list struct{ Images []struct{ ID string } }
 	json.Unmarshal(s.do(t, "GET", "/api/v1/images", "", 200), &list)
 	first := list.Images[len(list.Images)-1].ID
 	zipped := s.do(t, "POST", "/gallery/bulk", url.Values{"id": {first}, "action": {"zip"}}.Encode(), 200)
 	for name, data := range zipFiles(t, zipped) {
-		checkFile(t, "zip "+name, data, source, false, 918273645)
+		checkFile(t, marked, "zip "+name, data, false, 918273645)
 	}
 	var e struct{ ID string }
 	json.Unmarshal(s.do(t, "POST", "/api/v1/me/exports", "", 202), &e)
@@ -329,14 +357,11 @@ func (s *provServer) checkZipAndExport(t *testing.T, source string) {
 	}
 	images := 0
 	for name, data := range zipFiles(t, s.do(t, "GET", st.DownloadURL, "", 200)) {
-		if !strings.HasPrefix(name, "images/") || !strings.HasSuffix(name, ".png") {
+		if !strings.HasPrefix(name, "images/") || strings.HasSuffix(name, ".json") {
 			continue
 		}
 		images++
-		tags := provenancetest.Exiftool(t, data)
-		if tags["XMP-iptcExt:DigitalSourceType"] != source {
-			t.Errorf("export %s: DigitalSourceType %v", name, tags["XMP-iptcExt:DigitalSourceType"])
-		}
+		marked["export "+name] = data
 	}
 	if images != 2 {
 		t.Errorf("export holds %d images, want 2", images)

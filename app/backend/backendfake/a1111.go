@@ -47,6 +47,11 @@ type A1111Config struct {
 	// sdapi: no /progress nor /interrupt (404), info is "", errors are
 	// {"error":"…"}, override_settings and unknown samplers are ignored.
 	SDCpp bool
+	// SamplesFormat is A1111's opts.samples_format: "" or "png" (the
+	// default), "jpg" or "webp". The API encodes its images in it; JPEG
+	// and WebP carry the infotext in EXIF's UserComment (UTF-16), PNG in a
+	// "parameters" text chunk.
+	SamplesFormat string
 }
 
 // A1111 is a fake AUTOMATIC1111/Forge `--api` server on a loopback port.
@@ -167,7 +172,11 @@ func (f *A1111) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		cur := a1111ModelEntry(f.current)["title"]
 		f.mu.Unlock()
-		a1111JSON(w, http.StatusOK, map[string]any{"sd_model_checkpoint": cur, "samples_format": "png"})
+		format := f.config().SamplesFormat
+		if format == "" {
+			format = "png"
+		}
+		a1111JSON(w, http.StatusOK, map[string]any{"sd_model_checkpoint": cur, "samples_format": format})
 	default:
 		// FastAPI's answer for a route it does not have (sd-server's
 		// httplib answers 404 with an empty body; adapters treat both alike).
@@ -348,11 +357,10 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 		img := sdPNG(seed, req.Width, req.Height)
 		if !cfg.SDCpp {
 			// processing.py sets image.info["parameters"] to the infotext
-			// and the API's encode_pil_to_base64 copies it into the PNG
-			// (samples_format png, the default).
+			// and the API's encode_pil_to_base64 writes it into the file.
 			text := a1111Infotext(req, sampler, seed, model)
 			infotexts = append(infotexts, text)
-			img = pngWithText(img, [2]string{"parameters", text})
+			img = a1111Encode(cfg.SamplesFormat, sdImage(seed, req.Width, req.Height), text)
 		}
 		images = append(images, base64.StdEncoding.EncodeToString(img))
 	}
@@ -456,6 +464,13 @@ func sdSeedBits(seed int64) uint64 {
 // diagonal gradient between two colours the seed picks, so different seeds
 // give visibly different pictures. Sizes are clamped to 1..4096.
 func sdPNG(seed int64, w, h int) []byte {
+	var buf bytes.Buffer
+	_ = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, sdImage(seed, w, h))
+	return buf.Bytes()
+}
+
+// sdImage is the picture sdPNG encodes.
+func sdImage(seed int64, w, h int) *image.NRGBA {
 	w, h = min(max(w, 1), 4096), min(max(h, 1), 4096)
 	bits := sdSeedBits(seed)
 	c0 := [3]int{int(bits & 255), int(bits >> 8 & 255), int(bits >> 16 & 255)}
@@ -471,7 +486,5 @@ func sdPNG(seed int64, w, h int) []byte {
 			img.Pix[i+3] = 255
 		}
 	}
-	var buf bytes.Buffer
-	_ = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img)
-	return buf.Bytes()
+	return img
 }

@@ -38,7 +38,8 @@ func pngWithText(png []byte, kv ...[2]string) []byte {
 }
 
 // pythonJSON is json.dumps with its defaults: ", " and ": " separators,
-// non-ASCII escaped as \uXXXX.
+// non-ASCII escaped as \uXXXX. Keys come sorted: Python keeps the order
+// they arrived in, which a Go map has forgotten.
 func pythonJSON(v any) string {
 	raw, _ := json.Marshal(v)
 	var compact any

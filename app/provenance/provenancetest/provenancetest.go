@@ -8,7 +8,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -82,20 +85,44 @@ func hexByte(b byte) string {
 // here wrote.
 func Exiftool(t testing.TB, data []byte) map[string]any {
 	t.Helper()
+	return ExiftoolFiles(t, map[string][]byte{"file": data})["file"]
+}
+
+// ExiftoolFiles runs exiftool once over several files (it starts in about
+// half a second) and returns each one's tags by the files' keys.
+func ExiftoolFiles(t testing.TB, files map[string][]byte) map[string]map[string]any {
+	t.Helper()
 	path, err := exec.LookPath("exiftool")
 	if err != nil {
 		t.Fatalf("exiftool is not installed, and these tests read the marks back with it: install Debian's libimage-exiftool-perl (apt-get install -y libimage-exiftool-perl)")
 	}
-	cmd := exec.Command(path, "-json", "-G1", "-a", "-struct", "-")
-	cmd.Stdin = bytes.NewReader(data)
+	dir := t.TempDir()
+	args := []string{"-json", "-G1", "-a", "-struct"}
+	names := map[string]string{}
+	i := 0
+	for key, data := range files {
+		i++
+		name := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		names[name] = key
+		args = append(args, name)
+	}
+	cmd := exec.Command(path, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("exiftool: %v: %s", err, errOut.String())
 	}
 	var tags []map[string]any
-	if err := json.Unmarshal(out.Bytes(), &tags); err != nil || len(tags) != 1 {
-		t.Fatalf("exiftool output not one JSON object (%v): %s", err, out.String())
+	if err := json.Unmarshal(out.Bytes(), &tags); err != nil || len(tags) != len(files) {
+		t.Fatalf("exiftool output not %d JSON objects (%v): %s", len(files), err, out.String())
 	}
-	return tags[0]
+	res := map[string]map[string]any{}
+	for _, tg := range tags {
+		src, _ := tg["SourceFile"].(string)
+		res[names[src]] = tg
+	}
+	return res
 }
