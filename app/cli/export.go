@@ -51,7 +51,7 @@ func runExport(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := media.New(cfg.Server.DataDir, db, keys, media.Options{ImagesRetention: cfg.Retention.Images.D(), Logger: log})
+	m, err := media.New(cfg.Server.DataDir, db, keys, mediaOptions(cfg, log))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"zimage/app/backend"
 	"zimage/app/config"
 	"zimage/app/media"
+	"zimage/app/provenance"
 	"zimage/app/queue"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
@@ -37,7 +38,7 @@ func startPipeline(ctx context.Context, cfg config.Config, db *sqlite.DB, keys *
 	if err != nil {
 		return nil, err
 	}
-	m, err := media.New(cfg.Server.DataDir, db, keys, media.Options{ImagesRetention: cfg.Retention.Images.D(), Logger: log})
+	m, err := media.New(cfg.Server.DataDir, db, keys, mediaOptions(cfg, log))
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +103,13 @@ func buildBackends(cfg config.Config) ([]backend.Backend, map[string]int, error)
 		slots[bc.Name] = bc.Slots
 	}
 	return bs, slots, nil
+}
+
+// mediaOptions configures the media store the same way for the server and
+// the commands that read images.
+func mediaOptions(cfg config.Config, log *slog.Logger) media.Options {
+	return media.Options{ImagesRetention: cfg.Retention.Images.D(), Logger: log,
+		Marks: provenance.Marker{Version: Version(), Off: !cfg.Provenance.Marks}}
 }
 
 func generationLimits(cfg config.Config) app.GenerationLimits {

@@ -28,6 +28,7 @@ func policyValues(cfg config.Config) privacy.PolicyValues {
 		Support:         cfg.Retention.Support.D(),
 		Exports:         cfg.Retention.Exports.D(),
 		KeyringBackups:  cfg.Retention.KeyringBackups.D(),
+		NoAIMarks:       !cfg.Provenance.Marks,
 	}
 }
 

@@ -183,6 +183,9 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		return err
 	}
 	defer release()
+	if !cfg.Provenance.Marks {
+		log.Warn("provenance.marks = false: new images are stored without the machine-readable marks that say they are AI-generated; this may breach Article 50(2) of the EU AI Act where it applies")
+	}
 	keys, err := vault.Open(cfg.Server.DataDir, lookupEnv(env, "ZIMAGE_MASTER_KEY"), vault.WithLogger(log))
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ type Config struct {
 	Privacy    Privacy    `toml:"privacy"`
 	Mail       Mail       `toml:"mail"`
 	Backup     Backup     `toml:"backup"`
+	Provenance Provenance `toml:"provenance"`
 }
 
 type Server struct {
@@ -135,6 +136,13 @@ func (c Config) KeyringBackupDir() string {
 	return filepath.Join(c.Server.DataDir, "backups", "keyring")
 }
 
+// Provenance says what every stored image file declares about itself.
+type Provenance struct {
+	// Marks writes IPTC "made by an algorithm" marks (XMP) into every file;
+	// turning it off may breach Article 50 of the EU AI Act where it applies.
+	Marks bool `toml:"marks"`
+}
+
 type Mail struct {
 	SMTPURL string `toml:"smtp_url"`
 	From    string `toml:"from"`
@@ -193,6 +201,7 @@ func Default() Config {
 			Schedule:        "@hourly",
 			BatchSize:       500,
 		},
+		Provenance: Provenance{Marks: true},
 	}
 }
 

@@ -39,7 +39,7 @@ func BenchmarkThumbnail(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := thumbnail(m); err != nil {
+		if _, err := thumbnail(m, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

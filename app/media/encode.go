@@ -2,10 +2,7 @@ package media
 
 import (
 	"bytes"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/draw"
 	_ "image/jpeg" // backends may return JPEG (openai-compatible servers)
@@ -18,7 +15,8 @@ import (
 
 // Encoding choices. WebPQuality is visually lossless for generated
 // pictures at a fraction of the PNG's size. A 256 px thumbnail at quality
-// 70 is 4–5 KB for typical generated pictures; ThumbMaxBytes caps it so a
+// 70 is 4–5 KB for typical generated pictures, plus about 0.5 KB of
+// AI-generated marks (counted in the cap); ThumbMaxBytes caps it so a
 // gallery page of 100 stays under 1 MB with HTTP headers, whatever the
 // picture: a very detailed one (pure noise is ~17 KB at q70) is encoded
 // again at the next lower quality until it fits.
@@ -165,8 +163,9 @@ func downscale(src *image.RGBA, dw, dh int) *image.RGBA {
 	return dst
 }
 
-// thumbnail makes the gallery thumbnail of m.
-func thumbnail(m *image.RGBA) ([]byte, error) {
+// thumbnail makes the gallery thumbnail of m. finish (nil for none) adds
+// the marks to each try, so the cap holds for the file as served.
+func thumbnail(m *image.RGBA, finish func([]byte) ([]byte, error)) ([]byte, error) {
 	w, h := thumbSize(m.Rect.Dx(), m.Rect.Dy(), ThumbSide)
 	small := m
 	if w != m.Rect.Dx() || h != m.Rect.Dy() {
@@ -175,7 +174,15 @@ func thumbnail(m *image.RGBA) ([]byte, error) {
 	var data []byte
 	var err error
 	for _, q := range thumbQualities {
-		if data, err = encodeWebP(small, q); err != nil || len(data) <= ThumbMaxBytes {
+		if data, err = encodeWebP(small, q); err != nil {
+			break
+		}
+		if finish != nil {
+			if data, err = finish(data); err != nil {
+				break
+			}
+		}
+		if len(data) <= ThumbMaxBytes {
 			break
 		}
 	}
@@ -221,44 +228,4 @@ func parametersText(g GenerationInfo, seed int64, w, h int, model string) string
 		}
 	}
 	return b.String()
-}
-
-var pngSignature = []byte("\x89PNG\r\n\x1a\n")
-
-// withPNGText returns png with a text chunk keyword=text inserted right
-// after IHDR. Text that Latin-1 can carry goes in tEXt (what most readers
-// look at); anything else in an uncompressed iTXt, which is UTF-8.
-func withPNGText(png []byte, keyword, text string) ([]byte, error) {
-	const ihdrEnd = 8 + 4 + 4 + 13 + 4
-	if len(png) < ihdrEnd || !bytes.Equal(png[:8], pngSignature) || string(png[12:16]) != "IHDR" || binary.BigEndian.Uint32(png[8:12]) != 13 {
-		return nil, errors.New("not a PNG with a standard IHDR chunk")
-	}
-	text = strings.ToValidUTF8(strings.ReplaceAll(text, "\x00", " "), "\uFFFD")
-	var data []byte
-	typ := "tEXt"
-	latin1 := make([]byte, 0, len(text))
-	for _, r := range text {
-		if r > 0xFF {
-			latin1 = nil
-			break
-		}
-		latin1 = append(latin1, byte(r))
-	}
-	if latin1 != nil {
-		data = append(append([]byte(keyword), 0), latin1...)
-	} else {
-		typ = "iTXt"
-		// keyword, NUL, compression flag 0, method 0, empty language tag
-		// and translated keyword (each NUL-terminated), then UTF-8 text.
-		data = append(append([]byte(keyword), 0, 0, 0, 0, 0), text...)
-	}
-	chunk := make([]byte, 0, 12+len(data))
-	chunk = binary.BigEndian.AppendUint32(chunk, uint32(len(data)))
-	chunk = append(chunk, typ...)
-	chunk = append(chunk, data...)
-	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
-	out := make([]byte, 0, len(png)+len(chunk))
-	out = append(out, png[:ihdrEnd]...)
-	out = append(out, chunk...)
-	return append(out, png[ihdrEnd:]...), nil
 }

@@ -36,6 +36,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/backend"
+	"zimage/app/provenance"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
 
@@ -73,6 +74,9 @@ type Options struct {
 	// SearchScanLimit bounds how many rows one List call with a query
 	// reads (default 5000); see List.
 	SearchScanLimit int
+	// Marks writes the AI-generated marks into every stored file (the zero
+	// value marks them; see provenance.Marker).
+	Marks provenance.Marker
 }
 
 // SaveOptions are the owner's preferences that shape a saved file.
@@ -83,7 +87,9 @@ type SaveOptions struct {
 	// downloaded file is what people share, and a shared picture should not
 	// carry their prompt (which can be personal) without their choice. The
 	// gallery shows the parameters either way. JPEG and WebP originals are
-	// stored without it.
+	// stored without it. Whatever the backend wrote into the file is
+	// removed either way, and the AI-generated marks are written either
+	// way: this choice is about the prompt only.
 	EmbedParameters bool
 }
 
@@ -120,6 +126,7 @@ type Store struct {
 	workers    int
 	sweepGrace time.Duration
 	scanLimit  int
+	marks      provenance.Marker
 
 	// locks serialise work on one image (derivative writes, deletes):
 	// striped, so memory stays fixed however many images exist.
@@ -154,6 +161,7 @@ func New(dataDir string, db *sqlite.DB, sealer Sealer, o Options) (*Store, error
 		workers:    orDefault(o.Workers, 1),
 		sweepGrace: orDefault(o.SweepGrace, 10*time.Minute),
 		scanLimit:  orDefault(o.SearchScanLimit, 5000),
+		marks:      o.Marks,
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 	}
@@ -215,7 +223,9 @@ func promptAAD(id string) []byte   { return []byte("images/" + id + "/prompt") }
 func negativeAAD(id string) []byte { return []byte("images/" + id + "/negative_prompt") }
 
 // Save stores every image of res for g's owner and returns their ids in
-// order. Each original is sealed and renamed into place first; then all
+// order. Each original is cleaned of the backend's metadata, given the
+// person's parameters if they chose so and the AI-generated marks (see
+// finishOriginal), then sealed and renamed into place; then all
 // rows are inserted in one transaction, with expires_at = now + the images
 // retention window; then WebP and thumbnail work is queued. A result the
 // store cannot read is refused with a *backend.Error of reason
@@ -255,14 +265,11 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 		if seed == 0 {
 			seed = g.Seed + int64(i)
 		}
-		data, embedded := img.Data, false
-		if opts.EmbedParameters && ct == "image/png" {
-			if data, err = withPNGText(img.Data, "parameters", parametersText(g, seed, w, h, model)); err != nil {
-				cleanup()
-				return nil, &backend.Error{Backend: g.Backend, Reason: backend.ReasonBadResponse,
-					Message: fmt.Sprintf("returned image %d of %d as a PNG that cannot carry parameters: try again, or turn off \"embed parameters\" in your settings.", i+1, len(res.Images)), Err: err}
-			}
-			embedded = true
+		data, embedded, err := s.finishOriginal(img.Data, ct, model, opts, func() string { return parametersText(g, seed, w, h, model) })
+		if err != nil {
+			cleanup()
+			return nil, &backend.Error{Backend: g.Backend, Reason: backend.ReasonBadResponse,
+				Message: fmt.Sprintf("returned image %d of %d as a file Z Image cannot store: try again, or check the model server's output format (PNG, JPEG or WebP).", i+1, len(res.Images)), Err: err}
 		}
 		id := ulid.Make().String()
 		sp, err := s.sealer.Seal(g.UserID, promptAAD(id), []byte(g.Prompt))

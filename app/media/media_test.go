@@ -19,6 +19,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/backend"
+	"zimage/app/provenance"
 
 	"github.com/chai2010/webp"
 )
@@ -49,7 +50,10 @@ func TestSaveSealsAndOpensOriginal(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := readAll(t, rc)
-		want := [][]byte{p1, p2}[i]
+		want, _, err := e.store.finishOriginal([][]byte{p1, p2}[i], "image/png", "z-image-turbo", SaveOptions{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !bytes.Equal(got, want) || ct != "image/png" || size != int64(len(want)) {
 			t.Errorf("image %d: got %d bytes (%s, size %d), want the %d bytes saved", i, len(got), ct, size, len(want))
 		}
@@ -68,7 +72,7 @@ func TestSaveSealsAndOpensOriginal(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := app.Image{ID: ids[1], UserID: "alice", GenerationID: "gen1", Index: 1, Width: 64, Height: 96, Seed: 1001,
-		ContentType: "image/png", Bytes: int64(len(p2)), Prompt: prompt, NegativePrompt: "blurry, lowres", Steps: 8, Guidance: 1,
+		ContentType: "image/png", Bytes: img.Bytes, Prompt: prompt, NegativePrompt: "blurry, lowres", Steps: 8, Guidance: 1,
 		Backend: "builtin", Model: "z-image-turbo", CreatedAt: e.clock(), ExpiresAt: e.clock().Add(DefaultImagesRetention),
 		QueuedAt: time.Date(2026, 5, 1, 9, 59, 0, 0, time.UTC), StartedAt: time.Date(2026, 5, 1, 9, 59, 30, 0, time.UTC), FinishedAt: time.Date(2026, 5, 1, 9, 59, 40, 0, time.UTC)}
 	if !equalImage(img, want) {
@@ -596,10 +600,22 @@ func pngTextChunks(t *testing.T, data []byte) map[string]string {
 	return out
 }
 
+// TestEmbedParametersPreference saves a PNG as A1111 and ComfyUI return
+// it (their own "parameters", "prompt" and "workflow" text chunks): the
+// stored file carries none of them, only Z Image's marks, plus one
+// "parameters" chunk of its own when the person chose to embed.
 func TestEmbedParametersPreference(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t, Options{})
 	src := testPNG(t, 32, 32, 1)
+	dirty := src
+	for _, kv := range [][2]string{{"parameters", "backend prompt\nSteps: 8"}, {"prompt", `{"6":{"inputs":{"text":"backend prompt"}}}`}, {"workflow", `{"nodes":[]}`}} {
+		var err error
+		if dirty, err = provenance.InsertPNGText(dirty, kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const xmpKey = "iTXt:XML:com.adobe.xmp"
 	tests := []struct {
 		name   string
 		opts   SaveOptions
@@ -614,7 +630,7 @@ func TestEmbedParametersPreference(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id := e.save(t, fmt.Sprintf("gen%d", i), "alice", tt.prompt, tt.opts, src)[0]
+			id := e.save(t, fmt.Sprintf("gen%d", i), "alice", tt.prompt, tt.opts, dirty)[0]
 			rc, _, _, err := e.store.Open(ctx, "alice", id, "png", "full")
 			if err != nil {
 				t.Fatal(err)
@@ -624,11 +640,18 @@ func TestEmbedParametersPreference(t *testing.T) {
 				t.Fatalf("stored PNG does not decode: %v", err)
 			}
 			chunks := pngTextChunks(t, got)
+			if !strings.Contains(chunks[xmpKey], provenance.TrainedAlgorithmicMedia) {
+				t.Errorf("no AI-generated mark in the stored PNG: %q", chunks)
+			}
+			delete(chunks, xmpKey)
 			if fmt.Sprint(chunks) != fmt.Sprint(tt.want) {
 				t.Errorf("text chunks %q, want %q", chunks, tt.want)
 			}
-			if !tt.opts.EmbedParameters && !bytes.Equal(got, src) {
-				t.Error("without the preference the file must be the backend's bytes, untouched")
+			if n := bytes.Count(got, []byte("parameters\x00")); n != len(tt.want) {
+				t.Errorf("%d parameters chunks, want %d", n, len(tt.want))
+			}
+			if bytes.Contains(got, []byte("backend prompt")) {
+				t.Error("the backend's own text chunks came through")
 			}
 			img, _ := e.store.Get(ctx, "alice", id)
 			if img.ParametersEmbedded != tt.opts.EmbedParameters || img.Bytes != int64(len(got)) {
@@ -762,7 +785,7 @@ func TestThumbnailBudget(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			thumb, err := thumbnail(m)
+			thumb, err := thumbnail(m, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -149,16 +149,18 @@ func (s *Store) makeDerivatives(ctx context.Context, userID, id string, withWebP
 	var webpData, thumb []byte
 	if needWebP {
 		if r.ContentType == "image/webp" {
-			webpData = orig
+			webpData = orig // stripped and marked when it was saved
 		} else if webpData, err = encodeWebP(m, WebPQuality); err != nil {
 			return nil, app.Wrap(err, "Could not encode the WebP copy of image %s.", id)
+		} else if webpData, err = s.markDerivative(r.Model)(webpData); err != nil {
+			return nil, app.Wrap(err, "Could not mark the WebP copy of image %s.", id)
 		}
 		if err := s.writeSealed(userID, id, variantWebP, webpData); err != nil {
 			return nil, app.Wrap(err, "Could not store the WebP copy of image %s: check free space in the data folder.", id)
 		}
 	}
 	if needThumb {
-		if thumb, err = thumbnail(m); err != nil {
+		if thumb, err = thumbnail(m, s.markDerivative(r.Model)); err != nil {
 			return nil, app.Wrap(err, "Could not encode the thumbnail of image %s.", id)
 		}
 		if err := s.writeSealed(userID, id, variantThumb, thumb); err != nil {

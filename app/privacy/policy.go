@@ -35,6 +35,10 @@ type PolicyValues struct {
 	Support         time.Duration `json:"support"`
 	Exports         time.Duration `json:"exports"`
 	KeyringBackups  time.Duration `json:"keyring_backups"`
+	// NoAIMarks is true when the operator turned off the AI-generated
+	// marks in image files (provenance.marks = false); the zero value is
+	// the default, marks on.
+	NoAIMarks bool `json:"no_ai_marks,omitempty"`
 }
 
 // Validate refuses values the policy cannot state truthfully.

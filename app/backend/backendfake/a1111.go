@@ -47,6 +47,11 @@ type A1111Config struct {
 	// sdapi: no /progress nor /interrupt (404), info is "", errors are
 	// {"error":"…"}, override_settings and unknown samplers are ignored.
 	SDCpp bool
+	// SamplesFormat is A1111's opts.samples_format: "" or "png" (the
+	// default), "jpg" or "webp". The API encodes its images in it; JPEG
+	// and WebP carry the infotext in EXIF's UserComment (UTF-16), PNG in a
+	// "parameters" text chunk.
+	SamplesFormat string
 }
 
 // A1111 is a fake AUTOMATIC1111/Forge `--api` server on a loopback port.
@@ -167,7 +172,11 @@ func (f *A1111) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		cur := a1111ModelEntry(f.current)["title"]
 		f.mu.Unlock()
-		a1111JSON(w, http.StatusOK, map[string]any{"sd_model_checkpoint": cur, "samples_format": "png"})
+		format := f.config().SamplesFormat
+		if format == "" {
+			format = "png"
+		}
+		a1111JSON(w, http.StatusOK, map[string]any{"sd_model_checkpoint": cur, "samples_format": format})
 	default:
 		// FastAPI's answer for a route it does not have (sd-server's
 		// httplib answers 404 with an empty body; adapters treat both alike).
@@ -341,10 +350,19 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 		images = append(images, base64.StdEncoding.EncodeToString(sdPNG(-req.Seed, req.Width, req.Height)))
 		first = 1
 	}
+	var infotexts []string
 	for i := range count {
 		seed := req.Seed + int64(i)
 		seeds = append(seeds, seed)
-		images = append(images, base64.StdEncoding.EncodeToString(sdPNG(seed, req.Width, req.Height)))
+		img := sdPNG(seed, req.Width, req.Height)
+		if !cfg.SDCpp {
+			// processing.py sets image.info["parameters"] to the infotext
+			// and the API's encode_pil_to_base64 writes it into the file.
+			text := a1111Infotext(req, sampler, seed, model)
+			infotexts = append(infotexts, text)
+			img = a1111Encode(cfg.SamplesFormat, sdImage(seed, req.Width, req.Height), text)
+		}
+		images = append(images, base64.StdEncoding.EncodeToString(img))
 	}
 	info := ""
 	if !cfg.SDCpp {
@@ -353,11 +371,25 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 			"seed": req.Seed, "all_seeds": seeds, "subseed": -1, "width": req.Width, "height": req.Height,
 			"sampler_name": sampler, "cfg_scale": req.CFGScale, "steps": req.Steps, "batch_size": req.BatchSize,
 			"sd_model_name": a1111ModelEntry(model)["model_name"], "sd_model_hash": a1111ModelEntry(model)["hash"],
-			"index_of_first_image": first, "infotexts": []string{}, "version": "f2.0.1v1.10.1-fake",
+			"index_of_first_image": first, "infotexts": infotexts, "version": "f2.0.1v1.10.1-fake",
 		})
 		info = string(b)
 	}
 	a1111JSON(w, 200, map[string]any{"images": images, "parameters": raw, "info": info})
+}
+
+// a1111Infotext is processing.py create_infotext: the prompt, the
+// negative prompt, then "key: value" generation parameters.
+func a1111Infotext(req a1111Request, sampler string, seed int64, model string) string {
+	var b strings.Builder
+	b.WriteString(req.Prompt)
+	if req.NegativePrompt != "" {
+		b.WriteString("\nNegative prompt: " + req.NegativePrompt)
+	}
+	e := a1111ModelEntry(model)
+	fmt.Fprintf(&b, "\nSteps: %d, Sampler: %s, Schedule type: Automatic, CFG scale: %g, Seed: %d, Size: %dx%d, Model hash: %v, Model: %v, Version: f2.0.1v1.10.1-fake",
+		req.Steps, sampler, req.CFGScale, seed, req.Width, req.Height, e["hash"], e["model_name"])
+	return strings.TrimSpace(b.String())
 }
 
 // sleep waits d, and reports false if stop closed or the fake died first.
@@ -432,6 +464,13 @@ func sdSeedBits(seed int64) uint64 {
 // diagonal gradient between two colours the seed picks, so different seeds
 // give visibly different pictures. Sizes are clamped to 1..4096.
 func sdPNG(seed int64, w, h int) []byte {
+	var buf bytes.Buffer
+	_ = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, sdImage(seed, w, h))
+	return buf.Bytes()
+}
+
+// sdImage is the picture sdPNG encodes.
+func sdImage(seed int64, w, h int) *image.NRGBA {
 	w, h = min(max(w, 1), 4096), min(max(h, 1), 4096)
 	bits := sdSeedBits(seed)
 	c0 := [3]int{int(bits & 255), int(bits >> 8 & 255), int(bits >> 16 & 255)}
@@ -447,7 +486,5 @@ func sdPNG(seed int64, w, h int) []byte {
 			img.Pix[i+3] = 255
 		}
 	}
-	var buf bytes.Buffer
-	_ = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img)
-	return buf.Bytes()
+	return img
 }

@@ -252,8 +252,22 @@ func (f *ComfyUI) sendPreview(p *comfyPrompt, node string, jpg []byte) {
 }
 
 // save is SaveImage: one PNG per latent in the batch, named
-// {prefix}_{counter:05}_.png, the prefix's folder part as subfolder.
+// {prefix}_{counter:05}_.png, the prefix's folder part as subfolder. Like
+// SaveImage (without --disable-metadata) each file carries the whole
+// prompt graph as a "prompt" text chunk, prompt text included, and one
+// chunk per extra_data.extra_pnginfo key (the UI sends "workflow" there).
 func (f *ComfyUI) save(p *comfyPrompt, id string) []map[string]any {
+	meta := [][2]string{{"prompt", pythonJSON(p.graph)}}
+	if info, ok := p.extra["extra_pnginfo"].(map[string]any); ok {
+		keys := make([]string, 0, len(info))
+		for k := range info {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			meta = append(meta, [2]string{k, pythonJSON(info[k])})
+		}
+	}
 	prefix, _ := p.graph[id].Inputs["filename_prefix"].(string)
 	if prefix == "" {
 		prefix = "ComfyUI"
@@ -264,7 +278,7 @@ func (f *ComfyUI) save(p *comfyPrompt, id string) []map[string]any {
 	seed := comfySeed(p.graph)
 	images := []map[string]any{}
 	for i := range batch {
-		data := comfyRenderPNG(w, h, seed, i)
+		data := pngWithText(comfyRenderPNG(w, h, seed, i), meta...)
 		f.mu.Lock()
 		f.counter++
 		name := fmt.Sprintf("%s_%05d_.png", base, f.counter)

@@ -67,7 +67,9 @@ func TestComfyUIWireCorners(t *testing.T) {
 	}
 }
 
-// GET /history/{id} is {} while the prompt runs and the full entry after.
+// GET /history/{id} is {} while the prompt runs and the full entry after;
+// the saved PNG carries the prompt graph and extra_pnginfo as SaveImage
+// writes them.
 func TestComfyUIHistoryEmptyUntilDone(t *testing.T) {
 	f := NewComfyUI(t, ComfyUIConfig{StepDelay: 30 * time.Millisecond})
 	const id = "0f0e0d0c-0b0a-4908-8706-050403020100"
@@ -76,11 +78,12 @@ func TestComfyUIHistoryEmptyUntilDone(t *testing.T) {
 	 "28":{"class_type":"UNETLoader","inputs":{"unet_name":"` + ComfyDefaultUNet + `","weight_dtype":"default"}},
 	 "30":{"class_type":"CLIPLoader","inputs":{"clip_name":"` + ComfyDefaultCLIP + `","type":"lumina2"}},
 	 "29":{"class_type":"VAELoader","inputs":{"vae_name":"` + ComfyDefaultVAE + `"}},
-	 "27":{"class_type":"CLIPTextEncode","inputs":{"clip":["30",0],"text":"x"}},
+	 "27":{"class_type":"CLIPTextEncode","inputs":{"clip":["30",0],"text":"a fox in snow"}},
 	 "3":{"class_type":"KSampler","inputs":{"model":["28",0],"positive":["27",0],"negative":["27",0],"latent_image":["13",0],
 	      "seed":1,"steps":4,"cfg":1,"sampler_name":"euler","scheduler":"simple","denoise":1}},
 	 "8":{"class_type":"VAEDecode","inputs":{"samples":["3",0],"vae":["29",0]}},
-	 "9":{"class_type":"SaveImage","inputs":{"images":["8",0],"filename_prefix":"z-image-turbo"}}}}`
+	 "9":{"class_type":"SaveImage","inputs":{"images":["8",0],"filename_prefix":"z-image-turbo"}}},
+	 "extra_data":{"extra_pnginfo":{"workflow":{"nodes":[{"id":27,"widgets_values":["a fox in snow"]}]}}}}`
 	resp, err := http.Post(f.URL+"/prompt", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -123,8 +126,14 @@ func TestComfyUIHistoryEmptyUntilDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	png, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" {
 		t.Errorf("/view: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{"tEXtprompt\x00{\"13\": {", `"text": "a fox in snow"`, "tEXtworkflow\x00{\"nodes\": [{\"id\": 27, \"widgets_values\": [\"a fox in snow\"]}]}"} {
+		if !strings.Contains(string(png), want) {
+			t.Errorf("saved PNG lacks %q", want)
+		}
 	}
 }
