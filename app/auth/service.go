@@ -349,7 +349,15 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	if err != nil && app.ErrorCode(err) != app.ENOTFOUND {
 		return nil, err
 	}
-	acctKey, ipKey := AccountKey(strings.ToLower(login)), IPKey(in.IP)
+	// The account count is keyed by the account, not by what was typed:
+	// its username and its email are two spellings of one target, and
+	// must share one count. A login that names no account is counted by
+	// its text, so unknown logins are slowed down the same way.
+	acctKey := AccountKey(strings.ToLower(login))
+	if rec != nil && rec.DeletedAt.IsZero() {
+		acctKey = userKey(rec.ID)
+	}
+	ipKey := IPKey(in.IP)
 	if wait, ok := s.ips.Check(ipKey, now); !ok {
 		return nil, retryAfter(wait)
 	}

@@ -19,7 +19,7 @@ import (
 // login so a stolen session cannot be used to guess it.
 func (s *Service) checkOwnPassword(ctx context.Context, rec *sqlite.UserRecord, pw, field string) error {
 	now := s.now()
-	key := AccountKey("id:" + rec.ID)
+	key := userKey(rec.ID)
 	if wait, ok := s.accounts.Check(key, now); !ok {
 		return retryAfter(wait)
 	}
