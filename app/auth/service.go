@@ -180,6 +180,15 @@ type SignUpInput struct {
 
 const maxDisplayNameRunes = 100
 
+// checkDisplayName returns what is wrong with a (trimmed) display name, or
+// "".
+func checkDisplayName(name string) string {
+	if len([]rune(name)) > maxDisplayNameRunes {
+		return fmt.Sprintf("Use at most %d characters for your display name.", maxDisplayNameRunes)
+	}
+	return app.CheckText("display name", name, app.OneLine)
+}
+
 // SignUp creates an account. Open sign-up makes the first account an admin.
 // Errors: EFORBIDDEN when sign-up is closed or needs an invite, EINVALID
 // with per-field messages, ECONFLICT for a taken username or email.
@@ -219,8 +228,8 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*app.User, error)
 		fe.Add("age_confirmed", fmt.Sprintf("Z Image is for people aged %d or older. Confirm that you are to create an account.", s.opts.MinAge))
 	}
 	display := strings.TrimSpace(in.DisplayName)
-	if n := len([]rune(display)); n > maxDisplayNameRunes {
-		fe.Add("display_name", fmt.Sprintf("Use at most %d characters for your display name.", maxDisplayNameRunes))
+	if msg := checkDisplayName(display); msg != "" {
+		fe.Add("display_name", msg)
 	}
 	role := app.RoleUser
 	if in.ByAdmin && in.Role != "" {
@@ -589,8 +598,8 @@ func (s *Service) Profile(ctx context.Context, userID string) (*app.User, error)
 // UpdateProfile sets the user's display name ("" clears it).
 func (s *Service) UpdateProfile(ctx context.Context, userID, displayName string) (*app.User, error) {
 	displayName = strings.TrimSpace(displayName)
-	if len([]rune(displayName)) > maxDisplayNameRunes {
-		return nil, app.FieldErrors{"display_name": fmt.Sprintf("Use at most %d characters for your display name.", maxDisplayNameRunes)}.Err()
+	if msg := checkDisplayName(displayName); msg != "" {
+		return nil, app.FieldErrors{"display_name": msg}.Err()
 	}
 	sealed := []byte{}
 	if displayName != "" {

@@ -235,6 +235,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, name string, s
 		fe.Add("name", "Give the key a name, such as the script or machine that will use it.")
 	case n > maxAPIKeyNameRunes:
 		fe.Add("name", fmt.Sprintf("Use at most %d characters for the key's name.", maxAPIKeyNameRunes))
+	case app.CheckText("key name", name, app.OneLine) != "":
+		fe.Add("name", app.CheckText("key name", name, app.OneLine))
 	}
 	var clean []string
 	for _, sc := range scopes {

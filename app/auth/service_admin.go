@@ -162,6 +162,9 @@ func (s *Service) GrantAccess(ctx context.Context, adminID, userID, reason strin
 	if n := utf8.RuneCountInString(reason); n < MinAccessReasonRunes || n > MaxAccessReasonRunes {
 		return nil, app.FieldErrors{"reason": fmt.Sprintf("Say why you need to open this person's data, in %d to %d characters (for example the support ticket you are answering). They will see it.", MinAccessReasonRunes, MaxAccessReasonRunes)}.Err()
 	}
+	if msg := app.CheckText("reason", reason, app.OneLine); msg != "" {
+		return nil, app.FieldErrors{"reason": msg}.Err()
+	}
 	if _, err := s.db.UserByID(ctx, userID); err != nil {
 		return nil, err
 	}
