@@ -2,6 +2,7 @@ package web
 
 import (
 	"mime"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -131,17 +132,51 @@ func (s *Server) crossSite(r *http.Request) bool {
 	if origin == "" {
 		return false
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	got, ok := originOf(origin)
+	if !ok {
 		return true // "null" and other opaque origins
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	// An origin is scheme, host and port: http://host is another site than
+	// https://host (a network attacker can answer for it), so all three
+	// must match this server's address as configured, or as this request
+	// reached it. A request's own scheme is known only from its
+	// connection, and a plain one may come from a TLS-terminating proxy:
+	// with base_url set, a plain connection's address is not trusted as an
+	// origin, only base_url is.
+	base, hasBase := originOf(s.opts.BaseURL)
+	if hasBase && got == base {
 		return false
 	}
-	if base, err := url.Parse(s.opts.BaseURL); err == nil && base.Host != "" && strings.EqualFold(u.Host, base.Host) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if own, ok := originOf(scheme + "://" + r.Host); ok && got == own && (!hasBase || r.TLS != nil) {
 		return false
 	}
 	return true
+}
+
+// originOf returns the web origin of an absolute URL, "scheme://host:port"
+// in lower case with the default port made explicit, so that
+// https://Example.test and https://example.test:443 compare equal.
+func originOf(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	switch {
+	case port != "":
+	case scheme == "https":
+		port = "443"
+	case scheme == "http":
+		port = "80"
+	default:
+		return "", false
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), true
 }
 
 // secureCookies reports whether the session cookie must be Secure.
