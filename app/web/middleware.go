@@ -26,6 +26,11 @@ func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
+		// Nothing is cached unless a handler says otherwise: pages and JSON
+		// carry prompts, emails and CSRF tokens, which must not outlive the
+		// session on a shared computer. Static assets and image files set
+		// their own policy.
+		h.Set("Cache-Control", "no-store")
 		if s.opts.HSTSMaxAge > 0 && c.Request().TLS != nil {
 			h.Set("Strict-Transport-Security", "max-age="+strconv.Itoa(int(s.opts.HSTSMaxAge.Seconds())))
 		}
