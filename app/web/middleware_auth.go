@@ -68,11 +68,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := r.Context()
 		if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
-			scheme, token, ok := strings.Cut(h, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			token, ok := bearerToken(h)
+			if !ok {
 				return app.Errorf(app.EUNAUTHORIZED, "Send an API key as the header Authorization: Bearer zik_…")
 			}
-			p, err := s.auth.AuthenticateAPIKey(ctx, strings.TrimSpace(token))
+			p, err := s.auth.AuthenticateAPIKey(ctx, token)
 			if err != nil {
 				return err
 			}
@@ -115,6 +115,18 @@ func csrfToken(c echo.Context) string {
 		return c.FormValue(csrfField)
 	}
 	return ""
+}
+
+// bearerToken returns the token of an Authorization header of the bearer
+// scheme, which is case-insensitive (RFC 9110 §11.1): "bearer", "Bearer"
+// and "BEARER" all name it.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
 }
 
 // crossSite reports a request a browser marked as sent by another site.
