@@ -37,8 +37,16 @@ func (s *Server) bodyDeadline(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := rc.SetReadDeadline(start.Add(s.opts.BodyTimeout)); err != nil {
 			return next(c) // a writer without deadlines (a test recorder)
 		}
-		r.Body = &deadlineBody{r: r.Body, rc: rc, start: start, base: s.opts.BodyTimeout, rate: s.opts.BodyMinRate}
-		return next(c)
+		body := &deadlineBody{r: r.Body, rc: rc, start: start, base: s.opts.BodyTimeout, rate: s.opts.BodyMinRate}
+		r.Body = body
+		err := next(c)
+		if body.timedOut && !c.Response().Committed {
+			// Whatever the handler made of a cut-off body (a form parser
+			// swallows read errors), the answer is the 408; and the
+			// canceled context must not pass for a client hang-up.
+			return errBodyTooSlow
+		}
+		return err
 	}
 }
 
@@ -50,6 +58,8 @@ type deadlineBody struct {
 	rate  int64 // bytes per second that earn one more second; 0: none
 	n     int64
 	done  bool
+	// timedOut is set when a read hit the deadline.
+	timedOut bool
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
@@ -57,6 +67,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	b.n += int64(n)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		b.timedOut = true
 		return n, errBodyTooSlow
 	case err != nil:
 		if !b.done {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"mime"
 	"net"
 	"net/http"
@@ -83,7 +84,15 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			p, err := s.auth.Authenticate(ctx, ck.Value)
 			switch {
 			case err == nil:
-				if isUnsafe(r.Method) && !auth.CheckCSRF([]byte(p.Token), csrfToken(c)) {
+				if !isUnsafe(r.Method) {
+					c.Set(principalKey, p)
+					return next(c)
+				}
+				token, err := csrfToken(c)
+				if err != nil {
+					return err
+				}
+				if !auth.CheckCSRF([]byte(p.Token), token) {
 					return app.Errorf(app.EFORBIDDEN, "This request is missing a valid CSRF token, so it was refused to protect your account. Reload the page and try again; scripts send the csrf_token from GET /api/v1/me in the %s header.", csrfHeader)
 				}
 				c.Set(principalKey, p)
@@ -105,16 +114,28 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // csrfToken returns the token a request carries: the header, or the form
-// field of an HTML form post.
-func csrfToken(c echo.Context) string {
-	if t := c.Request().Header.Get(csrfHeader); t != "" {
-		return t
+// field of an HTML form post. Reading the form reads the body, so a body
+// that is too large or too slow is reported here, as itself, rather than
+// as a missing token.
+func csrfToken(c echo.Context) (string, error) {
+	r := c.Request()
+	if t := r.Header.Get(csrfHeader); t != "" {
+		return t, nil
 	}
-	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
-	if mt == echo.MIMEApplicationForm || mt == echo.MIMEMultipartForm {
-		return c.FormValue(csrfField)
+	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	var err error
+	switch mt {
+	case echo.MIMEApplicationForm:
+		err = r.ParseForm()
+	case echo.MIMEMultipartForm:
+		err = r.ParseMultipartForm(32 << 20) // echo's default, so FormValue reuses the parse
+	default:
+		return "", nil
 	}
-	return ""
+	if errors.Is(err, errBodyTooLarge) || errors.Is(err, errBodyTooSlow) {
+		return "", err
+	}
+	return c.FormValue(csrfField), nil
 }
 
 // bearerToken returns the token of an Authorization header of the bearer
