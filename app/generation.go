@@ -133,8 +133,8 @@ func (p GenerationParams) Validate(l GenerationLimits) error {
 func checkText(f FieldErrors, field, s string, maxLen int, required bool) {
 	name := strings.ReplaceAll(field, "_", " ")
 	switch n := utf8.RuneCountInString(s); {
-	case !utf8.ValidString(s) || strings.ContainsRune(s, 0):
-		f.Add(field, fmt.Sprintf("The %s contains bytes that are not text: send it as UTF-8.", name))
+	case CheckText(name, s, MultiLine) != "":
+		f.Add(field, CheckText(name, s, MultiLine))
 	case required && strings.TrimSpace(s) == "":
 		f.Add(field, fmt.Sprintf("The %s is empty: describe the image you want.", name))
 	case n > maxLen:

@@ -59,11 +59,15 @@ func ValidateTicketText(subject, body string, checkSubject bool) error {
 			fe.Add("subject", "Give the ticket a subject, a few words saying what it is about.")
 		case utf8.RuneCountInString(s) > MaxTicketSubject:
 			fe.Add("subject", "The subject is too long: keep it under 200 characters and put the details in the message.")
+		case CheckText("subject", s, OneLine) != "":
+			fe.Add("subject", CheckText("subject", s, OneLine))
 		}
 	}
 	switch b := strings.TrimSpace(body); {
 	case b == "":
 		fe.Add("body", "Write a message: what happened, and what you need.")
+	case CheckText("message", b, MultiLine) != "":
+		fe.Add("body", CheckText("message", b, MultiLine))
 	case utf8.RuneCountInString(b) > MaxTicketBody:
 		fe.Add("body", "The message is too long: keep it under 10000 characters, or split it into several messages.")
 	}
@@ -128,6 +132,8 @@ func ValidateDataRequest(kind, details string) error {
 	}
 	if utf8.RuneCountInString(details) > MaxRequestDetails {
 		fe.Add("details", "The details are too long: keep them under 5000 characters.")
+	} else if msg := CheckText("details", details, MultiLine); msg != "" {
+		fe.Add("details", msg)
 	}
 	return fe.Err()
 }

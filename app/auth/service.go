@@ -180,6 +180,15 @@ type SignUpInput struct {
 
 const maxDisplayNameRunes = 100
 
+// checkDisplayName returns what is wrong with a (trimmed) display name, or
+// "".
+func checkDisplayName(name string) string {
+	if len([]rune(name)) > maxDisplayNameRunes {
+		return fmt.Sprintf("Use at most %d characters for your display name.", maxDisplayNameRunes)
+	}
+	return app.CheckText("display name", name, app.OneLine)
+}
+
 // SignUp creates an account. Open sign-up makes the first account an admin.
 // Errors: EFORBIDDEN when sign-up is closed or needs an invite, EINVALID
 // with per-field messages, ECONFLICT for a taken username or email.
@@ -219,8 +228,8 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*app.User, error)
 		fe.Add("age_confirmed", fmt.Sprintf("Z Image is for people aged %d or older. Confirm that you are to create an account.", s.opts.MinAge))
 	}
 	display := strings.TrimSpace(in.DisplayName)
-	if n := len([]rune(display)); n > maxDisplayNameRunes {
-		fe.Add("display_name", fmt.Sprintf("Use at most %d characters for your display name.", maxDisplayNameRunes))
+	if msg := checkDisplayName(display); msg != "" {
+		fe.Add("display_name", msg)
 	}
 	role := app.RoleUser
 	if in.ByAdmin && in.Role != "" {
@@ -349,7 +358,15 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	if err != nil && app.ErrorCode(err) != app.ENOTFOUND {
 		return nil, err
 	}
-	acctKey, ipKey := AccountKey(strings.ToLower(login)), IPKey(in.IP)
+	// The account count is keyed by the account, not by what was typed:
+	// its username and its email are two spellings of one target, and
+	// must share one count. A login that names no account is counted by
+	// its text, so unknown logins are slowed down the same way.
+	acctKey := AccountKey(strings.ToLower(login))
+	if rec != nil && rec.DeletedAt.IsZero() {
+		acctKey = userKey(rec.ID)
+	}
+	ipKey := IPKey(in.IP)
 	if wait, ok := s.ips.Check(ipKey, now); !ok {
 		return nil, retryAfter(wait)
 	}
@@ -611,8 +628,8 @@ func (s *Service) Profile(ctx context.Context, userID string) (*app.User, error)
 // UpdateProfile sets the user's display name ("" clears it).
 func (s *Service) UpdateProfile(ctx context.Context, userID, displayName string) (*app.User, error) {
 	displayName = strings.TrimSpace(displayName)
-	if len([]rune(displayName)) > maxDisplayNameRunes {
-		return nil, app.FieldErrors{"display_name": fmt.Sprintf("Use at most %d characters for your display name.", maxDisplayNameRunes)}.Err()
+	if msg := checkDisplayName(displayName); msg != "" {
+		return nil, app.FieldErrors{"display_name": msg}.Err()
 	}
 	sealed := []byte{}
 	if displayName != "" {

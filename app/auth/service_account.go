@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -19,7 +20,7 @@ import (
 // login so a stolen session cannot be used to guess it.
 func (s *Service) checkOwnPassword(ctx context.Context, rec *sqlite.UserRecord, pw, field string) error {
 	now := s.now()
-	key := AccountKey("id:" + rec.ID)
+	key := userKey(rec.ID)
 	if wait, ok := s.accounts.Check(key, now); !ok {
 		return retryAfter(wait)
 	}
@@ -41,37 +42,43 @@ func (s *Service) checkOwnPassword(ctx context.Context, rec *sqlite.UserRecord, 
 
 // ChangePassword sets a new password after checking the current one, and
 // ends every other session of the user: whoever else was signed in with the
-// old password is signed out.
-func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string) error {
+// old password is signed out. With revokeKeys, every API key is revoked too
+// (the person is asked, since scripts break; the form's default is yes).
+// The counts say what ended.
+func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string, revokeKeys bool) (sqlite.Revoked, error) {
+	var revoked sqlite.Revoked
 	rec, err := s.db.UserByID(ctx, p.User.ID)
 	if err != nil {
-		return err
+		return revoked, err
 	}
 	if current == "" {
-		return app.FieldErrors{"current_password": "Enter your current password."}.Err()
+		return revoked, app.FieldErrors{"current_password": "Enter your current password."}.Err()
 	}
 	if err := s.checkOwnPassword(ctx, rec, current, "current_password"); err != nil {
-		return err
+		return revoked, err
 	}
 	prof, err := s.Profile(ctx, rec.ID)
 	if err != nil {
-		return err
+		return revoked, err
 	}
 	if err := CheckPasswordStrength(next, rec.Username, prof.Email); err != nil {
-		return app.FieldErrors{"new_password": fieldMessage(err, "password")}.Err()
+		return revoked, app.FieldErrors{"new_password": fieldMessage(err, "password")}.Err()
 	}
 	hash, err := s.hasher.Hash(next)
 	if err != nil {
-		return err
+		return revoked, err
 	}
 	keep := ""
 	if p.Session != nil {
 		keep = p.Session.ID
 	}
-	return s.db.UpdateUser(ctx, rec.ID, sqlite.UserChange{
+	err = s.db.UpdateUser(ctx, rec.ID, sqlite.UserChange{
 		PasswordHash: &hash, RevokeSessions: true, KeepSessionID: keep,
-		Audit: []app.AuditEntry{{ActorID: rec.ID, SubjectID: rec.ID, Action: app.AuditPasswordChange}},
+		RevokeAPIKeys: revokeKeys, Revoked: &revoked,
+		Audit: []app.AuditEntry{{ActorID: rec.ID, SubjectID: rec.ID, Action: app.AuditPasswordChange,
+			Detail: detail("api_keys_revoked", strconv.FormatBool(revokeKeys))}},
 	})
+	return revoked, err
 }
 
 // ListSessions returns the user's sessions, most recent first.
@@ -246,6 +253,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, name string, s
 		fe.Add("name", "Give the key a name, such as the script or machine that will use it.")
 	case n > maxAPIKeyNameRunes:
 		fe.Add("name", fmt.Sprintf("Use at most %d characters for the key's name.", maxAPIKeyNameRunes))
+	case app.CheckText("key name", name, app.OneLine) != "":
+		fe.Add("name", app.CheckText("key name", name, app.OneLine))
 	}
 	var clean []string
 	for _, sc := range scopes {

@@ -179,6 +179,9 @@ func (s *Service) GrantAccess(ctx context.Context, adminID, userID, reason strin
 	if n := utf8.RuneCountInString(reason); n < MinAccessReasonRunes || n > MaxAccessReasonRunes {
 		return nil, app.FieldErrors{"reason": fmt.Sprintf("Say why you need to open this person's data, in %d to %d characters (for example the support ticket you are answering). They will see it.", MinAccessReasonRunes, MaxAccessReasonRunes)}.Err()
 	}
+	if msg := app.CheckText("reason", reason, app.OneLine); msg != "" {
+		return nil, app.FieldErrors{"reason": msg}.Err()
+	}
 	if _, err := s.liveRecord(ctx, userID); err != nil {
 		return nil, err
 	}
@@ -242,31 +245,36 @@ func (s *Service) CreateResetLink(ctx context.Context, adminID, userID string) (
 	return token, expires, nil
 }
 
-// ResetPassword sets a new password with a reset token and ends every
-// session of the account.
-func (s *Service) ResetPassword(ctx context.Context, token, password string) error {
+// ResetPassword sets a new password with a reset token. A reset link is
+// account recovery: whoever else held the account may still hold its
+// sessions and keys, so every session ends and every API key is revoked.
+// The counts say what ended, for the person to be told.
+func (s *Service) ResetPassword(ctx context.Context, token, password string) (sqlite.Revoked, error) {
+	var revoked sqlite.Revoked
 	if TokenPrefix(token) != ResetTokenPrefix {
-		return &app.Error{Code: app.EINVALID, Message: "This reset link is invalid, expired or already used. Ask an administrator for a new one.",
+		return revoked, &app.Error{Code: app.EINVALID, Message: "This reset link is invalid, expired or already used. Ask an administrator for a new one.",
 			Fields: map[string]string{"token": "invalid, expired or already used"}}
 	}
 	hash := HashToken(token)
 	userID, err := s.db.ResetTokenUser(ctx, hash)
 	if err != nil {
-		return err
+		return revoked, err
 	}
 	prof, err := s.Profile(ctx, userID)
 	if err != nil {
-		return err
+		return revoked, err
 	}
 	if err := CheckPasswordStrength(password, prof.Username, prof.Email); err != nil {
-		return err
+		return revoked, err
 	}
 	pwHash, err := s.hasher.Hash(password)
 	if err != nil {
-		return err
+		return revoked, err
 	}
-	return s.db.UpdateUser(ctx, userID, sqlite.UserChange{PasswordHash: &pwHash, UseResetHash: hash, RevokeSessions: true,
+	err = s.db.UpdateUser(ctx, userID, sqlite.UserChange{PasswordHash: &pwHash, UseResetHash: hash,
+		RevokeSessions: true, RevokeAPIKeys: true, Revoked: &revoked,
 		Audit: []app.AuditEntry{{ActorID: userID, SubjectID: userID, Action: app.AuditPasswordReset}}})
+	return revoked, err
 }
 
 // CreateInvite issues a one-time invite token valid InviteTTL.

@@ -210,10 +210,16 @@ func (t *Throttle) makeRoom(now time.Time) {
 	delete(t.entries, victim)
 }
 
-// AccountKey is the Throttle key for a login name; pass it normalized
-// (NormalizeUsername or NormalizeEmail) so "Alice" and "alice" share a
-// count.
+// AccountKey is the Throttle key for a login that names no account; pass
+// it normalized (NormalizeUsername or NormalizeEmail) so "Alice" and
+// "alice" share a count. A login that names an account is keyed by
+// userKey instead.
 func AccountKey(login string) string { return "account:" + login }
+
+// userKey is the Throttle key for an account, whichever of its names
+// (username or email) was typed; password re-checks of a signed-in person
+// share it, so a stolen session adds no guesses.
+func userKey(id string) string { return AccountKey("id:" + id) }
 
 // IPKey is the Throttle key for a client address. An IPv6 client usually
 // holds a whole /64 and can pick a new address in it for every attempt, so

@@ -227,6 +227,10 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		BaseURL:         cfg.Server.BaseURL,
 		Version:         Version(),
 		MaxBodyBytes:    cfg.Server.MaxBodyBytes,
+		BodyTimeout:     cfg.Server.BodyTimeout.D(),
+		BodyMinRate:     cfg.Server.BodyMinRate,
+		APIRatePerKey:   cfg.Server.APIRatePerKey,
+		APIRatePerAddr:  cfg.Server.APIRatePerAddress,
 		MetricsEnabled:  cfg.Metrics.Enabled,
 		MetricsToken:    cfg.Metrics.Token,
 		HSTSMaxAge:      cfg.TLS.HSTSMaxAge.D(),
@@ -266,7 +270,7 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	start := func(name string, ln net.Listener, h http.Handler, tlsCfg *tls.Config) {
 		hs := &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
+			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			BaseContext:       func(net.Listener) context.Context { return ctx },

@@ -41,6 +41,15 @@ type Server struct {
 	MaxBodyBytes    int64    `toml:"max_body_bytes"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	TrustedProxies  []string `toml:"trusted_proxies"`
+	// ReadHeaderTimeout bounds a request's headers; BodyTimeout its body,
+	// plus a second per BodyMinRate bytes received.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	BodyTimeout       Duration `toml:"body_timeout"`
+	BodyMinRate       int64    `toml:"body_min_rate"`
+	// APIRatePerKey and APIRatePerAddress are API requests a minute per
+	// key and per client address (0: no limit).
+	APIRatePerKey     int `toml:"api_rate_per_key"`
+	APIRatePerAddress int `toml:"api_rate_per_address"`
 }
 
 type TLS struct {
@@ -160,6 +169,12 @@ func Default() Config {
 			MaxBodyBytes:    1 << 20,
 			ShutdownTimeout: Duration(15e9),
 			TrustedProxies:  []string{},
+
+			ReadHeaderTimeout: Duration(10e9),
+			BodyTimeout:       Duration(30e9),
+			BodyMinRate:       16384,
+			APIRatePerKey:     1200,
+			APIRatePerAddress: 2400,
 		},
 		TLS: TLS{
 			Mode:       "off",

@@ -116,6 +116,21 @@ func (c *Config) validateServer(p *problems) {
 	if s.ShutdownTimeout.D() < time.Second || s.ShutdownTimeout.D() > 10*time.Minute {
 		p.add(bad("server.shutdown_timeout", s.ShutdownTimeout, "must be between 1s and 10m"))
 	}
+	if s.ReadHeaderTimeout.D() < time.Second || s.ReadHeaderTimeout.D() > 5*time.Minute {
+		p.add(bad("server.read_header_timeout", s.ReadHeaderTimeout, "must be between 1s and 5m"))
+	}
+	if s.BodyTimeout.D() < time.Second || s.BodyTimeout.D() > time.Hour {
+		p.add(bad("server.body_timeout", s.BodyTimeout, "must be between 1s and 1h"))
+	}
+	if s.BodyMinRate < 0 {
+		p.add(bad("server.body_min_rate", s.BodyMinRate, "must be 0 (no extra time for large bodies) or more bytes per second"))
+	}
+	if s.APIRatePerKey < 0 {
+		p.add(bad("server.api_rate_per_key", s.APIRatePerKey, "must be 0 (no limit) or more requests a minute"))
+	}
+	if s.APIRatePerAddress < 0 {
+		p.add(bad("server.api_rate_per_address", s.APIRatePerAddress, "must be 0 (no limit) or more requests a minute"))
+	}
 	for _, tp := range s.TrustedProxies {
 		if _, _, err := net.ParseCIDR(tp); err != nil && net.ParseIP(tp) == nil {
 			p.add(bad("server.trusted_proxies", tp, "each entry must be an IP address or CIDR range such as \"127.0.0.1\" or \"10.0.0.0/8\""))

@@ -503,21 +503,9 @@ const (
 // is seconds away); a missing thumbnail is made on the spot (a few tens of
 // ms) and kept.
 func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) (io.ReadCloser, string, int64, error) {
-	switch size {
-	case "", SizeFull:
-		size = SizeFull
-		if format == "" {
-			format = FormatPNG
-		}
-	case SizeThumb:
-		if format == "" {
-			format = FormatWebP
-		}
-	default:
-		return nil, "", 0, &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("Unknown size %q: use full or thumb.", size), Fields: map[string]string{"size": "must be full or thumb"}}
-	}
-	if format != FormatPNG && format != FormatWebP {
-		return nil, "", 0, &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("Unknown format %q: use png or webp.", format), Fields: map[string]string{"format": "must be png or webp"}}
+	format, size, err := fileChoice(format, size)
+	if err != nil {
+		return nil, "", 0, err
 	}
 	r, err := s.db.Image(ctx, userID, imageID)
 	if err != nil {

@@ -38,6 +38,8 @@ func (s *Controls) SetHold(ctx context.Context, adminID, userID, reason string) 
 		return app.FieldErrors{"reason": "Say why the account is held (for example the case or order reference)."}.Err()
 	case utf8.RuneCountInString(reason) > MaxHoldReasonRunes:
 		return app.FieldErrors{"reason": "Keep the reason under 1000 characters."}.Err()
+	case app.CheckText("reason", reason, app.MultiLine) != "":
+		return app.FieldErrors{"reason": app.CheckText("reason", reason, app.MultiLine)}.Err()
 	}
 	if _, err := s.db.UserByID(ctx, userID); err != nil {
 		return err

@@ -121,6 +121,8 @@ func (r *Requests) Close(ctx context.Context, adminID, id, resolution string) (a
 		return app.DataRequest{}, app.FieldErrors{"resolution": "Say how the request was answered; the person will read it."}.Err()
 	case utf8.RuneCountInString(resolution) > 2000:
 		return app.DataRequest{}, app.FieldErrors{"resolution": "Keep the resolution under 2000 characters."}.Err()
+	case app.CheckText("resolution", resolution, app.MultiLine) != "":
+		return app.DataRequest{}, app.FieldErrors{"resolution": app.CheckText("resolution", resolution, app.MultiLine)}.Err()
 	}
 	row, err := r.db.CloseDataRequest(ctx, id, resolution, app.AuditEntry{ActorID: adminID, Action: app.AuditRequestClose,
 		Detail: fmt.Sprintf(`{"request":%q}`, id)})

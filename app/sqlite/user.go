@@ -317,10 +317,21 @@ type UserChange struct {
 	// RevokeSessions deletes the user's sessions except KeepSessionID.
 	RevokeSessions bool
 	KeepSessionID  string
+	// RevokeAPIKeys revokes every API key of the user still in use.
+	RevokeAPIKeys bool
+	// Revoked, when set, receives how many sessions and keys the change
+	// ended, so the person can be told.
+	Revoked *Revoked
 	// UseResetHash consumes a reset token for this user in the same
 	// transaction.
 	UseResetHash []byte
 	Audit        []app.AuditEntry
+}
+
+// Revoked counts what a UserChange ended.
+type Revoked struct {
+	Sessions int `json:"sessions"`
+	APIKeys  int `json:"api_keys"`
 }
 
 // UpdateUser applies c to user id. It returns ENOTFOUND for an unknown id.
@@ -425,10 +436,25 @@ func updateUser(ctx context.Context, tx *sql.Tx, now time.Time, id string, c Use
 			}
 		}
 	}
+	var revoked Revoked
 	if c.RevokeSessions {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, id, c.KeepSessionID); err != nil {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, id, c.KeepSessionID)
+		if err != nil {
 			return err
 		}
+		n, _ := res.RowsAffected()
+		revoked.Sessions = int(n)
+	}
+	if c.RevokeAPIKeys {
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0`, now.UnixMilli(), id)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		revoked.APIKeys = int(n)
+	}
+	if c.Revoked != nil {
+		*c.Revoked = revoked
 	}
 	for _, e := range c.Audit {
 		if err := appendAudit(ctx, tx, now, e); err != nil {

@@ -12,14 +12,16 @@ type resetRequest struct {
 }
 
 // handleReset sets a new password with a one-time reset token (from an
-// admin's reset link) and signs the account out everywhere.
+// admin's reset link), signs the account out everywhere and revokes its API
+// keys; the answer says how many of each ended.
 func (s *Server) handleReset(c echo.Context) error {
 	var req resetRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := s.auth.ResetPassword(c.Request().Context(), req.Token, req.Password); err != nil {
+	revoked, err := s.auth.ResetPassword(c.Request().Context(), req.Token, req.Password)
+	if err != nil {
 		return err
 	}
-	return c.NoContent(http.StatusNoContent)
+	return c.JSON(http.StatusOK, map[string]any{"revoked": revoked})
 }

@@ -33,7 +33,7 @@ func decodeJSON(c echo.Context, v any) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
-	case errors.Is(err, errBodyTooLarge):
+	case errors.Is(err, errBodyTooLarge), errors.Is(err, errBodyTooSlow):
 		return err
 	case errors.Is(err, io.EOF):
 		return app.Errorf(app.EINVALID, "The request body is empty; send a JSON object.")

@@ -88,6 +88,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	case errors.Is(err, errBodyTooLarge):
 		ae = app.Errorf(app.ETOOLARGE, "The request body is larger than the %s this server accepts. Send less data at once.", humanBytes(s.opts.MaxBodyBytes))
+	case errors.Is(err, errBodyTooSlow):
+		// 408 says the client may retry; the connection cannot be reused,
+		// since the rest of the body is still on its way.
+		ae, status = app.Errorf(app.EINVALID, "The request body arrived too slowly and the server stopped waiting. Check the connection and send the request again."), http.StatusRequestTimeout
+		c.Response().Header().Set("Connection", "close")
 	default:
 		ae = app.Wrap(err, "unexpected")
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -12,7 +13,11 @@ import (
 )
 
 // imageFile serves ?format=png|webp&size=full|thumb of the person's image.
-// Files are private: no shared caches, but the browser may keep a copy.
+// Files are private (no shared cache) and revalidated on every use
+// (no-cache): a browser keeps its copy, but shows it only after the server
+// has said, with a 304 for the ETag, that the image still exists and still
+// belongs to whoever is signed in — so nothing is shown from the cache
+// after sign-out or deletion, and a revisit costs no download.
 func (s *Server) imageFile(c echo.Context) error {
 	u := currentUser(c).User
 	format, size := c.QueryParam("format"), c.QueryParam("size")
@@ -26,14 +31,32 @@ func (s *Server) imageFile(c echo.Context) error {
 	if err := fields.Err(); err != nil {
 		return err
 	}
-	rc, ctype, n, err := s.media.Open(c.Request().Context(), u.ID, c.Param("id"), format, size)
+	ctx := c.Request().Context()
+	etag, err := s.media.ETag(ctx, u.ID, c.Param("id"), format, size)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "private, no-cache")
+	if etag != "" {
+		h.Set("ETag", etag)
+		if etagMatches(c.Request().Header.Get("If-None-Match"), etag) {
+			return c.NoContent(http.StatusNotModified)
+		}
+	}
+	rc, ctype, n, err := s.media.Open(ctx, u.ID, c.Param("id"), format, size)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	h := c.Response().Header()
+	if etag == "" {
+		// Open has just made the missing file (a thumbnail): tag it now,
+		// so the next visit can revalidate.
+		if etag, _ = s.media.ETag(ctx, u.ID, c.Param("id"), format, size); etag != "" {
+			h.Set("ETag", etag)
+		}
+	}
 	h.Set("Content-Type", ctype)
-	h.Set("Cache-Control", "private, max-age=86400")
 	if n > 0 {
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
 	}
@@ -43,6 +66,18 @@ func (s *Server) imageFile(c echo.Context) error {
 	c.Response().WriteHeader(http.StatusOK)
 	_, err = io.Copy(c.Response(), rc)
 	return err
+}
+
+// etagMatches reports whether an If-None-Match header names etag (or is
+// "*"). Weak tags match too: If-None-Match uses the weak comparison.
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
 }
 
 func extFor(ctype string) string {

@@ -60,8 +60,8 @@ func (s *Server) handleMetrics() echo.HandlerFunc {
 			return app.Errorf(app.ENOTFOUND, "Metrics are turned off (metrics.enabled = false).")
 		}
 		if tok := s.opts.MetricsToken; tok != "" {
-			got := c.Request().Header.Get("Authorization")
-			if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+tok)) != 1 {
+			got, _ := bearerToken(c.Request().Header.Get("Authorization"))
+			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
 				return app.Errorf(app.EUNAUTHORIZED, "Send the metrics token as Authorization: Bearer <metrics.token>.")
 			}
 		} else if !isLoopback(c.Request()) {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -26,6 +27,11 @@ func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
+		// Nothing is cached unless a handler says otherwise: pages and JSON
+		// carry prompts, emails and CSRF tokens, which must not outlive the
+		// session on a shared computer. Static assets and image files set
+		// their own policy.
+		h.Set("Cache-Control", "no-store")
 		if s.opts.HSTSMaxAge > 0 && c.Request().TLS != nil {
 			h.Set("Strict-Transport-Security", "max-age="+strconv.Itoa(int(s.opts.HSTSMaxAge.Seconds())))
 		}
@@ -78,11 +84,17 @@ func (s *Server) bodyLimit(max int64) echo.MiddlewareFunc {
 // observe logs each request and records its metrics. It logs the route
 // pattern, not the URL: query strings and ids can carry personal data
 // (search terms), and logs are not covered by the retention jobs.
+//
+// A request whose client hung up before the answer (a closed tab, a script
+// timing out, an OpenAI client giving up on a slow generation) is not a
+// server error: nobody is left to answer, so it is counted and logged at
+// debug as status 499 (nginx's "client closed request"), not as a 500.
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
-		if err != nil {
+		hungUp := err != nil && clientHungUp(c, err)
+		if err != nil && !hungUp {
 			c.Error(err)
 		}
 		route := c.Path()
@@ -90,16 +102,37 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			route = "unmatched"
 		}
 		status := c.Response().Status
+		if hungUp {
+			status = statusClientClosedRequest
+		}
 		elapsed := time.Since(start)
 		s.metrics.observe(c.Request().Method, route, status, elapsed)
 		level := slog.LevelInfo
-		if route == "/healthz" || route == "/readyz" || route == "/metrics" || route == "/static/*" {
+		if hungUp || route == "/healthz" || route == "/readyz" || route == "/metrics" || route == "/static/*" {
 			level = slog.LevelDebug
 		}
-		s.log.Log(c.Request().Context(), level, "request",
-			"method", c.Request().Method, "route", route, "status", status,
-			"ms", float64(elapsed.Microseconds())/1000, "bytes", c.Response().Size,
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		attrs := []any{"method", c.Request().Method, "route", route, "status", status,
+			"ms", float64(elapsed.Microseconds()) / 1000, "bytes", c.Response().Size,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID)}
+		if hungUp {
+			attrs = append(attrs, "err", err)
+		}
+		s.log.Log(context.WithoutCancel(c.Request().Context()), level, "request", attrs...)
 		return nil
 	}
+}
+
+// statusClientClosedRequest is nginx's status for a client that went away
+// before the answer; no response carries it, only logs and metrics.
+const statusClientClosedRequest = 499
+
+// clientHungUp reports whether err only says that the request's client
+// went away: its context is canceled and nothing was sent yet. A body cut
+// off by the body deadline also cancels the context, but it is the
+// server's decision and gets its 408.
+func clientHungUp(c echo.Context, err error) bool {
+	if c.Response().Committed || errors.Is(err, errBodyTooSlow) {
+		return false
+	}
+	return errors.Is(c.Request().Context().Err(), context.Canceled)
 }

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"errors"
 	"mime"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -67,11 +69,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := r.Context()
 		if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
-			scheme, token, ok := strings.Cut(h, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			token, ok := bearerToken(h)
+			if !ok {
 				return app.Errorf(app.EUNAUTHORIZED, "Send an API key as the header Authorization: Bearer zik_…")
 			}
-			p, err := s.auth.AuthenticateAPIKey(ctx, strings.TrimSpace(token))
+			p, err := s.auth.AuthenticateAPIKey(ctx, token)
 			if err != nil {
 				return err
 			}
@@ -82,7 +84,15 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			p, err := s.auth.Authenticate(ctx, ck.Value)
 			switch {
 			case err == nil:
-				if isUnsafe(r.Method) && !auth.CheckCSRF([]byte(p.Token), csrfToken(c)) {
+				if !isUnsafe(r.Method) {
+					c.Set(principalKey, p)
+					return next(c)
+				}
+				token, err := csrfToken(c)
+				if err != nil {
+					return err
+				}
+				if !auth.CheckCSRF([]byte(p.Token), token) {
 					return app.Errorf(app.EFORBIDDEN, "This request is missing a valid CSRF token, so it was refused to protect your account. Reload the page and try again; scripts send the csrf_token from GET /api/v1/me in the %s header.", csrfHeader)
 				}
 				c.Set(principalKey, p)
@@ -104,16 +114,40 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // csrfToken returns the token a request carries: the header, or the form
-// field of an HTML form post.
-func csrfToken(c echo.Context) string {
-	if t := c.Request().Header.Get(csrfHeader); t != "" {
-		return t
+// field of an HTML form post. Reading the form reads the body, so a body
+// that is too large or too slow is reported here, as itself, rather than
+// as a missing token.
+func csrfToken(c echo.Context) (string, error) {
+	r := c.Request()
+	if t := r.Header.Get(csrfHeader); t != "" {
+		return t, nil
 	}
-	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
-	if mt == echo.MIMEApplicationForm || mt == echo.MIMEMultipartForm {
-		return c.FormValue(csrfField)
+	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	var err error
+	switch mt {
+	case echo.MIMEApplicationForm:
+		err = r.ParseForm()
+	case echo.MIMEMultipartForm:
+		err = r.ParseMultipartForm(32 << 20) // echo's default, so FormValue reuses the parse
+	default:
+		return "", nil
 	}
-	return ""
+	if errors.Is(err, errBodyTooLarge) || errors.Is(err, errBodyTooSlow) {
+		return "", err
+	}
+	return c.FormValue(csrfField), nil
+}
+
+// bearerToken returns the token of an Authorization header of the bearer
+// scheme, which is case-insensitive (RFC 9110 §11.1): "bearer", "Bearer"
+// and "BEARER" all name it.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
 }
 
 // crossSite reports a request a browser marked as sent by another site.
@@ -131,17 +165,51 @@ func (s *Server) crossSite(r *http.Request) bool {
 	if origin == "" {
 		return false
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	got, ok := originOf(origin)
+	if !ok {
 		return true // "null" and other opaque origins
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	// An origin is scheme, host and port: http://host is another site than
+	// https://host (a network attacker can answer for it), so all three
+	// must match this server's address as configured, or as this request
+	// reached it. A request's own scheme is known only from its
+	// connection, and a plain one may come from a TLS-terminating proxy:
+	// with base_url set, a plain connection's address is not trusted as an
+	// origin, only base_url is.
+	base, hasBase := originOf(s.opts.BaseURL)
+	if hasBase && got == base {
 		return false
 	}
-	if base, err := url.Parse(s.opts.BaseURL); err == nil && base.Host != "" && strings.EqualFold(u.Host, base.Host) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if own, ok := originOf(scheme + "://" + r.Host); ok && got == own && (!hasBase || r.TLS != nil) {
 		return false
 	}
 	return true
+}
+
+// originOf returns the web origin of an absolute URL, "scheme://host:port"
+// in lower case with the default port made explicit, so that
+// https://Example.test and https://example.test:443 compare equal.
+func originOf(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	switch {
+	case port != "":
+	case scheme == "https":
+		port = "443"
+	case scheme == "http":
+		port = "80"
+	default:
+		return "", false
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), true
 }
 
 // secureCookies reports whether the session cookie must be Secure.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/auth"
+	"zimage/app/sqlite"
 )
 
 // The sign-up, sign-in and password reset pages. They call the same
@@ -89,7 +91,7 @@ func (s *Server) loginForm(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, nextOr(next, "/generate"))
 	}
 	p := s.newPage(c, "login", loginPage{Next: localNext(next)})
-	p.Flash = doneMessages[c.QueryParam("done")]
+	p.Flash = doneFlash(c)
 	return s.render(c, http.StatusOK, "login", p)
 }
 
@@ -275,16 +277,17 @@ func (s *Server) resetForm(c echo.Context) error {
 // so the person signs in afresh.
 func (s *Server) resetSubmit(c echo.Context) error {
 	token, pw := c.FormValue("token"), c.FormValue("password")
+	var revoked sqlite.Revoked
 	var err error
 	if pw != c.FormValue("password_confirm") {
 		err = app.FieldErrors{"password_confirm": "The two passwords differ. Type the same new password in both fields."}.Err()
 	} else {
-		err = s.auth.ResetPassword(c.Request().Context(), token, pw)
+		revoked, err = s.auth.ResetPassword(c.Request().Context(), token, pw)
 	}
 	if err != nil {
 		return s.refuse(c, "reset", "", resetPage{Token: token}, map[string]string{}, err)
 	}
-	return c.Redirect(http.StatusSeeOther, "/login?done=password-reset")
+	return c.Redirect(http.StatusSeeOther, "/login?done=password-reset"+revokedQuery(revoked))
 }
 
 // refuse shows a form again after the service refused it: what was typed
@@ -347,11 +350,34 @@ func nextOr(next, fallback string) string {
 	return fallback
 }
 
+// revokedQuery carries what a password change ended to the page the
+// browser is sent to; doneFlash turns it back into words.
+func revokedQuery(r sqlite.Revoked) string {
+	return "&sessions=" + itoa(r.Sessions) + "&keys=" + itoa(r.APIKeys)
+}
+
+// doneFlash is the confirmation for ?done=key. After a password change or
+// reset it adds what ended; the counts are read as numbers, so no text from
+// the URL reaches the page.
+func doneFlash(c echo.Context) string {
+	done := c.QueryParam("done")
+	msg := doneMessages[done]
+	if done != "password" && done != "password-reset" {
+		return msg
+	}
+	sessions, serr := strconv.Atoi(c.QueryParam("sessions"))
+	keys, kerr := strconv.Atoi(c.QueryParam("keys"))
+	if serr != nil || kerr != nil || sessions < 0 || keys < 0 {
+		return msg
+	}
+	return msg + " Sessions signed out: " + itoa(sessions) + ". API keys revoked: " + itoa(keys) + "."
+}
+
 // doneMessages are the confirmations a redirect may ask a page to show
 // (?done=key). Only these fixed texts are shown, never text from the URL.
 var doneMessages = map[string]string{
 	"signed-out":       "You are signed out.",
-	"password-reset":   "Your password is set. Sign in with the new one; every other session of your account has ended.",
+	"password-reset":   "Your password is set. Sign in with the new one; every session and API key of your account has ended.",
 	"profile":          "Your profile is saved.",
 	"password":         "Your password is changed. Every other session of your account has ended.",
 	"2fa-off":          "Two-factor authentication is off.",

@@ -34,6 +34,7 @@ type galleryPage struct {
 // altText describes an image by its prompt, shortened for screen readers.
 func altText(prompt string) string {
 	const max = 120
+	prompt = app.VisibleText(prompt)
 	if utf8.RuneCountInString(prompt) <= max {
 		return prompt
 	}

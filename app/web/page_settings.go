@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"zimage/app"
+	"zimage/app/sqlite"
 )
 
 // The settings pages: profile, password, security (2FA and sessions) and
@@ -16,7 +17,7 @@ import (
 func (s *Server) settingsPage(c echo.Context, section string, data any) page {
 	p := s.newPage(c, "settings", data)
 	p.Section = section
-	p.Flash = doneMessages[c.QueryParam("done")]
+	p.Flash = doneFlash(c)
 	return p
 }
 
@@ -83,23 +84,32 @@ func (s *Server) settingsProfileSave(c echo.Context) error {
 }
 
 func (s *Server) settingsPassword(c echo.Context) error {
-	return s.render(c, http.StatusOK, "settings_password", s.settingsPage(c, "password", nil))
+	p := s.settingsPage(c, "password", nil)
+	p.Form = map[string]string{"revoke_api_keys": "1"} // revoking is the default
+	return s.render(c, http.StatusOK, "settings_password", p)
 }
 
 // settingsPasswordSave changes the password; the service ends every other
-// session, this one stays.
+// session, this one stays, and revokes the API keys when the box is ticked.
+// The confirmation says how many of each ended.
 func (s *Server) settingsPasswordSave(c echo.Context) error {
 	next := c.FormValue("new_password")
+	revokeKeys := c.FormValue("revoke_api_keys") == "1"
+	var revoked sqlite.Revoked
 	var err error
 	if next != c.FormValue("new_password_confirm") {
 		err = app.FieldErrors{"new_password_confirm": "The two new passwords differ. Type the same new password in both fields."}.Err()
 	} else {
-		err = s.auth.ChangePassword(c.Request().Context(), currentUser(c), c.FormValue("current_password"), next)
+		revoked, err = s.auth.ChangePassword(c.Request().Context(), currentUser(c), c.FormValue("current_password"), next, revokeKeys)
 	}
 	if err != nil {
-		return s.refuseSettings(c, "password", nil, map[string]string{}, err)
+		values := map[string]string{}
+		if revokeKeys {
+			values["revoke_api_keys"] = "1"
+		}
+		return s.refuseSettings(c, "password", nil, values, err)
 	}
-	return c.Redirect(http.StatusSeeOther, "/settings/password?done=password")
+	return c.Redirect(http.StatusSeeOther, "/settings/password?done=password"+revokedQuery(revoked))
 }
 
 type sessionView struct {

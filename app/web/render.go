@@ -73,7 +73,9 @@ func (s *Server) handleStatic(c echo.Context) error {
 // pages are parsed once at start: a broken template fails the start, not a
 // request.
 func loadPages(a *assets) (map[string]*template.Template, error) {
-	funcs := template.FuncMap{"asset": a.url}
+	// visible shows people's free text with any control or bidi override
+	// character replaced, so old text cannot reorder the page around it.
+	funcs := template.FuncMap{"asset": a.url, "visible": app.VisibleText}
 	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(ui.Templates, "layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: parse layout: %w", err)

@@ -12,7 +12,7 @@ import (
 func (s *Server) routes() {
 	e := s.e
 	e.Pre(middleware.RemoveTrailingSlash())
-	e.Use(requestID(), s.observe, middleware.Recover(), s.securityHeaders, s.bodyLimit(s.opts.MaxBodyBytes), s.authenticate, s.privacySignals)
+	e.Use(requestID(), s.observe, middleware.Recover(), s.securityHeaders, s.bodyDeadline, s.bodyLimit(s.opts.MaxBodyBytes), s.limitAddress, s.authenticate, s.limitKey, s.privacySignals)
 	s.pageHook = s.fillPage
 
 	// Ops.

@@ -36,6 +36,14 @@ type Options struct {
 	// BaseURL is server.base_url; when it is https, session cookies are
 	// Secure even on requests a TLS-terminating proxy forwarded as HTTP.
 	BaseURL string
+	// BodyTimeout is how long a request body may take to arrive (0: no
+	// limit), plus a second for every BodyMinRate bytes received.
+	BodyTimeout time.Duration
+	BodyMinRate int64
+	// APIRatePerKey and APIRatePerAddr are API requests a minute per key
+	// and per client address (0: no limit).
+	APIRatePerKey  int
+	APIRatePerAddr int
 	// Limits and DefaultSteps shape the generate form and API defaults.
 	Limits       app.GenerationLimits
 	DefaultSteps int
@@ -84,6 +92,8 @@ type Server struct {
 	// pageHook fills the signed-in parts of a page (user, CSRF token,
 	// policy notice); the auth middleware's owner sets it.
 	pageHook func(echo.Context, *page)
+	// keyLimit and addrLimit are the API rate limits; nil: none.
+	keyLimit, addrLimit *rateLimiter
 }
 
 // New builds the server and its routes. It fails if a template or static
@@ -99,6 +109,7 @@ func New(log *slog.Logger, deps Deps, opts Options) (*Server, error) {
 	}
 	s := &Server{e: echo.New(), log: log, db: deps.DB, auth: deps.Auth, policies: deps.Policies, queue: deps.Queue, media: deps.Media, rights: deps.Rights, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
 	s.support, s.exports, s.requests, s.usage = deps.Support, deps.Exports, deps.Requests, deps.Usage
+	s.keyLimit, s.addrLimit = newRateLimiter(opts.APIRatePerKey), newRateLimiter(opts.APIRatePerAddr)
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.handleError
 	s.e.IPExtractor = ipExtractor(opts.TrustedProxies)

@@ -142,7 +142,8 @@ func TestMetricsToken(t *testing.T) {
 	for _, tt := range []struct {
 		auth string
 		want int
-	}{{"", 401}, {"Bearer wrong", 401}, {"Bearer s3cret", 200}} {
+	}{{"", 401}, {"Bearer wrong", 401}, {"Bearer s3cret", 200}, {"bearer s3cret", 200}, {"BEARER  s3cret", 200},
+		{"Basic s3cret", 401}, {"Bearer", 401}, {"s3cret", 401}} {
 		req := httptest.NewRequest("GET", "/metrics", nil)
 		req.RemoteAddr = "198.51.100.7:1234"
 		if tt.auth != "" {
