@@ -82,11 +82,7 @@ func (db *DB) APIKeyByTokenHash(ctx context.Context, hash []byte) (*app.APIKey, 
 	if k, u, ok := db.keys.get(hash, writes, now); ok {
 		return k, u, nil
 	}
-	stmt, err := db.prepared(ctx, apiKeyWithUserQuery)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sqlite: find api key: %w", err)
-	}
-	row := stmt.QueryRowContext(ctx, hash)
+	row := db.readRow(ctx, apiKeyWithUserQuery, hash)
 	var u *UserRecord
 	k, err := scanAPIKey(scanFunc(func(keyDest ...any) error {
 		var err error

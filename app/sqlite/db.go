@@ -204,6 +204,26 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	return s, nil
 }
 
+// readRow runs a one-row read through its prepared statement. One that
+// cannot be prepared runs unprepared, so its error comes out of Scan as
+// usual.
+func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := db.prepared(ctx, query)
+	if err != nil {
+		return db.r.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// read runs a read through its prepared statement.
+func (db *DB) read(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
 // Ready reports whether the database is writable and its schema current;
 // /readyz calls it.
 func (db *DB) Ready(ctx context.Context) error {

@@ -153,11 +153,7 @@ func errImageNotFound(id string) error {
 
 // Image returns userID's image id; another user's image is ENOTFOUND.
 func (db *DB) Image(ctx context.Context, userID, id string) (ImageRow, error) {
-	stmt, err := db.prepared(ctx, `SELECT `+imageColumns+` FROM images WHERE id = ? AND user_id = ?`)
-	if err != nil {
-		return ImageRow{}, fmt.Errorf("sqlite: find image: %w", err)
-	}
-	r, err := scanImage(stmt.QueryRowContext(ctx, id, userID))
+	r, err := scanImage(db.readRow(ctx, `SELECT `+imageColumns+` FROM images WHERE id = ? AND user_id = ?`, id, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, errImageNotFound(id)
 	} else if err != nil {
@@ -192,16 +188,11 @@ const (
 // returned as is.
 func (db *DB) ImagesPage(ctx context.Context, userID string, after *ImageCursor, limit int, fn func(*ImageRow) error) error {
 	var rows *sql.Rows
-	stmt, err := db.prepared(ctx, imagesFirstPageQuery)
-	if after != nil {
-		stmt, err = db.prepared(ctx, imagesAfterQuery)
-	}
-	if err == nil {
-		if after == nil {
-			rows, err = stmt.QueryContext(ctx, userID, limit)
-		} else {
-			rows, err = stmt.QueryContext(ctx, userID, after.CreatedAt.UnixMilli(), after.ID, limit)
-		}
+	var err error
+	if after == nil {
+		rows, err = db.read(ctx, imagesFirstPageQuery, userID, limit)
+	} else {
+		rows, err = db.read(ctx, imagesAfterQuery, userID, after.CreatedAt.UnixMilli(), after.ID, limit)
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: list images: %w", err)
@@ -306,7 +297,7 @@ func keyIDs(keys []ImageKey) []string {
 }
 
 func (db *DB) imageKeys(ctx context.Context, what, query string, args ...any) ([]ImageKey, error) {
-	rows, err := db.r.QueryContext(ctx, query, args...)
+	rows, err := db.read(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
