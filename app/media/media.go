@@ -563,8 +563,9 @@ func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) 
 		}
 		variant, ct, hint = variantWebP, "image/webp", r.WebPBytes
 	}
-	data, err := s.readSealed(userID, imageID, variant, hint)
-	if err != nil {
+	buf := getFileBuf()
+	if err := s.readSealedInto(buf, userID, imageID, variant, hint); err != nil {
+		putFileBuf(buf)
 		if errors.Is(err, os.ErrNotExist) {
 			// Deleted between the row read and the file read.
 			if _, gerr := s.db.Image(ctx, userID, imageID); app.ErrorCode(gerr) == app.ENOTFOUND {
@@ -573,7 +574,7 @@ func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) 
 		}
 		return nil, "", 0, s.sealedError(userID, imageID, variant+" file", err)
 	}
-	return io.NopCloser(bytes.NewReader(data)), ct, int64(len(data)), nil
+	return newPooledFile(buf), ct, int64(buf.Len()), nil
 }
 
 // Delete removes userID's image: its files first, then its row, so a crash
