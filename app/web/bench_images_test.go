@@ -1,8 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	pngenc "image/png"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,6 +17,8 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"zimage/app"
+	"zimage/app/backend"
+	"zimage/app/media"
 	"zimage/app/sqlite"
 )
 
@@ -29,6 +35,9 @@ type galleryBench struct {
 	bearer string
 	first  string // id of the newest image
 	cursor string // the next cursor after page 1
+	// generation made the newest image; it stays queued.
+	generation string
+	file       string // an image with a real file
 }
 
 func newGalleryBench(b *testing.B) *galleryBench {
@@ -69,7 +78,40 @@ func newGalleryBench(b *testing.B) *galleryBench {
 	if err := env.db.InsertImages(ctx, rows); err != nil {
 		b.Fatal(err)
 	}
-	g := &galleryBench{env: env, bearer: key.bearer, first: first}
+	// The generation of the newest image, for the status read.
+	gid := "gen" + strconv.Itoa(benchGalleryImages-1)
+	sp, err := env.keys.Seal(c.userID, []byte("generations/"+gid+"/prompt"), []byte("a lighthouse"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sn, err := env.keys.Seal(c.userID, []byte("generations/"+gid+"/negative_prompt"), []byte("blurry"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	gen := &sqlite.GenerationRecord{Generation: app.Generation{ID: gid, UserID: c.userID,
+		GenerationParams: app.GenerationParams{Width: 1024, Height: 1024, Steps: 8, Guidance: 1, Count: 1, Backend: "builtin"}},
+		SealedPrompt: sp, SealedNegativePrompt: sn}
+	if err := env.db.CreateGeneration(ctx, gen, 100); err != nil {
+		b.Fatal(err)
+	}
+	// One image with a real sealed file, for the download path: a 512²
+	// PNG of noise, about as large as it gets.
+	pic := image.NewRGBA(image.Rect(0, 0, 512, 512))
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range pic.Pix {
+		pic.Pix[i] = byte(rnd.Uint32())
+	}
+	var png bytes.Buffer
+	if err := pngenc.Encode(&png, pic); err != nil {
+		b.Fatal(err)
+	}
+	fileIDs, err := env.media.Save(ctx, media.GenerationInfo{ID: "file-gen", UserID: c.userID, Prompt: "noise", Steps: 8, Guidance: 1,
+		Backend: "builtin", Model: "z-image-turbo", Count: 1, QueuedAt: now},
+		backend.Result{Images: []backend.Image{{Data: png.Bytes(), ContentType: "image/png"}}, Submitted: now, Finished: now}, media.SaveOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &galleryBench{env: env, bearer: key.bearer, first: first, generation: gid, file: fileIDs[0]}
 	rec := g.get(b, "/api/v1/images?limit=50")
 	var page struct {
 		Images []imageJSON `json:"images"`
@@ -78,7 +120,7 @@ func newGalleryBench(b *testing.B) *galleryBench {
 	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
 		b.Fatal(err)
 	}
-	if len(page.Images) != 50 || page.Next == "" || page.Images[0].ID != first || page.Images[0].Prompt == "" {
+	if len(page.Images) != 50 || page.Next == "" || page.Images[1].ID != first || page.Images[1].Prompt == "" {
 		b.Fatalf("page 1: %d images, next %q, first %+v", len(page.Images), page.Next, page.Images[0])
 	}
 	g.cursor = page.Next
@@ -151,7 +193,8 @@ func processCPU() time.Duration {
 }
 
 // BenchmarkGalleryHandler measures GET /api/v1/images?limit=50 with an API
-// key over a person's 10,000 images: the gallery API's whole handler path.
+// key over a person's 10,000 images — the gallery API's whole handler path
+// — and the other hot reads: one image's metadata, a generation's status.
 // Read allocs/op and B/op against the previous commit; ns/op is only
 // comparable on a quiet machine.
 //
@@ -161,4 +204,6 @@ func BenchmarkGalleryHandler(b *testing.B) {
 	b.Run("page1", func(b *testing.B) { g.run(b, "/api/v1/images?limit=50") })
 	b.Run("cursor", func(b *testing.B) { g.run(b, "/api/v1/images?limit=50&cursor="+g.cursor) })
 	b.Run("image", func(b *testing.B) { g.run(b, "/api/v1/images/"+g.first) })
+	b.Run("generation", func(b *testing.B) { g.run(b, "/api/v1/generations/"+g.generation) })
+	b.Run("file", func(b *testing.B) { g.run(b, "/api/v1/images/"+g.file+"/file?format=png") })
 }
