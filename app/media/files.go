@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -152,23 +153,70 @@ func diskError(err error) error {
 // end before any of it is used: a damaged file must give a clean error,
 // not half a picture after the HTTP headers went out.
 func (s *Store) readSealed(userID, imageID, variant string, sizeHint int64) ([]byte, error) {
+	var buf bytes.Buffer
+	err := s.readSealedInto(&buf, userID, imageID, variant, sizeHint)
+	return buf.Bytes(), err
+}
+
+// readSealedInto reads and authenticates a whole sealed file into buf.
+func (s *Store) readSealedInto(buf *bytes.Buffer, userID, imageID, variant string, sizeHint int64) error {
 	f, err := os.Open(s.path(userID, imageID, variant))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	r, err := s.sealer.OpenReader(userID, fileAAD(imageID, variant), f)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var buf bytes.Buffer
 	if sizeHint > 0 && sizeHint < 1<<30 {
 		buf.Grow(int(sizeHint) + 1)
 	}
-	if _, err := io.Copy(&buf, r); err != nil {
-		return nil, err
+	_, err = io.Copy(buf, r)
+	return err
+}
+
+// fileBufs hold opened files while they are served: a download is
+// authenticated whole before its first byte goes out, and a fresh buffer
+// of a megabyte or more for every one would keep the collector busy.
+var fileBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledFile is the largest buffer kept for the next download; rarer,
+// larger ones go back to the collector.
+const maxPooledFile = 16 << 20
+
+// pooledFile is an opened file whose buffer goes back to fileBufs on
+// Close; it must not be read after that.
+type pooledFile struct {
+	bytes.Reader
+	buf *bytes.Buffer
+}
+
+func newPooledFile(buf *bytes.Buffer) *pooledFile {
+	f := &pooledFile{buf: buf}
+	f.Reset(buf.Bytes())
+	return f
+}
+
+func (f *pooledFile) Close() error {
+	if f.buf != nil {
+		f.Reset(nil)
+		putFileBuf(f.buf)
+		f.buf = nil
 	}
-	return buf.Bytes(), nil
+	return nil
+}
+
+func getFileBuf() *bytes.Buffer {
+	b := fileBufs.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putFileBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledFile {
+		fileBufs.Put(b)
+	}
 }
 
 // removeVariants deletes every file of imageID; missing ones are fine, so

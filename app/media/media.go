@@ -219,8 +219,16 @@ func (s *Store) lockAll(keys []sqlite.ImageKey) (unlock func()) {
 	}
 }
 
-func promptAAD(id string) []byte   { return []byte("images/" + id + "/prompt") }
-func negativeAAD(id string) []byte { return []byte("images/" + id + "/negative_prompt") }
+func promptAAD(id string) []byte   { return appendPromptAAD(nil, id) }
+func negativeAAD(id string) []byte { return appendNegativeAAD(nil, id) }
+
+func appendPromptAAD(dst []byte, id string) []byte {
+	return append(append(append(dst, "images/"...), id...), "/prompt"...)
+}
+
+func appendNegativeAAD(dst []byte, id string) []byte {
+	return append(append(append(dst, "images/"...), id...), "/negative_prompt"...)
+}
 
 // Save stores every image of res for g's owner and returns their ids in
 // order. Each original is cleaned of the backend's metadata, given the
@@ -322,14 +330,23 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 	return ids, nil
 }
 
+// aadBufs hold the associated data of the prompts a gallery page opens:
+// two per image, a hundred per page, none of which outlives the Open.
+var aadBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
+
 // toImage opens the sealed prompts of r.
-func (s *Store) toImage(r sqlite.ImageRow) (app.Image, error) {
+func (s *Store) toImage(r *sqlite.ImageRow) (app.Image, error) {
 	img := r.Image
-	p, err := s.sealer.Open(r.UserID, promptAAD(r.ID), r.SealedPrompt)
+	bp := aadBufs.Get().(*[]byte)
+	defer aadBufs.Put(bp)
+	aad := appendPromptAAD((*bp)[:0], r.ID)
+	p, err := s.sealer.Open(r.UserID, aad, r.SealedPrompt)
 	if err != nil {
 		return img, err
 	}
-	n, err := s.sealer.Open(r.UserID, negativeAAD(r.ID), r.SealedNegativePrompt)
+	aad = appendNegativeAAD(aad[:0], r.ID)
+	n, err := s.sealer.Open(r.UserID, aad, r.SealedNegativePrompt)
+	*bp = aad
 	if err != nil {
 		return img, err
 	}
@@ -362,7 +379,7 @@ func (s *Store) Get(ctx context.Context, userID, id string) (app.Image, error) {
 	if err != nil {
 		return app.Image{}, err
 	}
-	img, err := s.toImage(r)
+	img, err := s.toImage(&r)
 	if err != nil {
 		return app.Image{}, s.sealedError(userID, id, "prompt", err)
 	}
@@ -370,8 +387,8 @@ func (s *Store) Get(ctx context.Context, userID, id string) (app.Image, error) {
 }
 
 // Cursors are opaque to clients: base64 of "<created_at ms>.<id>".
-func encodeCursor(r sqlite.ImageRow) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(r.CreatedAt.UnixMilli(), 10) + "." + r.ID))
+func encodeCursor(c sqlite.ImageCursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixMilli(), 10) + "." + c.ID))
 }
 
 func decodeCursor(c string) (*sqlite.ImageCursor, error) {
@@ -424,18 +441,19 @@ func (s *Store) List(ctx context.Context, userID, cursor string, limit int, quer
 	if query == "" {
 		// One extra row says whether a next page exists, so the last page
 		// never comes with a cursor to an empty one.
-		rows, err := s.db.ImagesPage(ctx, userID, after, limit+1)
+		out := make([]app.Image, 0, limit)
+		next := ""
+		err := s.db.ImagesPage(ctx, userID, after, limit+1, func(r *sqlite.ImageRow) error {
+			if len(out) == limit {
+				last := out[limit-1]
+				next = encodeCursor(sqlite.ImageCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+				return nil
+			}
+			out = append(out, s.listImage(r))
+			return nil
+		})
 		if err != nil {
 			return nil, "", err
-		}
-		next := ""
-		if len(rows) > limit {
-			rows = rows[:limit]
-			next = encodeCursor(rows[limit-1])
-		}
-		out := make([]app.Image, 0, len(rows))
-		for _, r := range rows {
-			out = append(out, s.listImage(r))
 		}
 		return out, next, nil
 	}
@@ -443,35 +461,48 @@ func (s *Store) List(ctx context.Context, userID, cursor string, limit int, quer
 	out := make([]app.Image, 0, limit)
 	scanned := 0
 	for {
-		rows, err := s.db.ImagesPage(ctx, userID, after, searchBatch)
-		if err != nil {
-			return nil, "", err
-		}
-		for i, r := range rows {
+		// stopped: the page is full or the scan limit reached; more: a row
+		// followed the one it stopped at.
+		n, stopped, more := 0, false, false
+		var last sqlite.ImageCursor
+		err := s.db.ImagesPage(ctx, userID, after, searchBatch, func(r *sqlite.ImageRow) error {
+			if stopped {
+				more = true
+				return errPageDone
+			}
+			n++
 			scanned++
+			last = sqlite.ImageCursor{CreatedAt: r.CreatedAt, ID: r.ID}
 			img := s.listImage(r)
 			if strings.Contains(strings.ToLower(img.Prompt), query) {
 				out = append(out, img)
 			}
-			if len(out) == limit || scanned >= s.scanLimit {
-				if i == len(rows)-1 && len(rows) < searchBatch {
-					return out, "", nil
-				}
-				return out, encodeCursor(r), nil
-			}
+			stopped = len(out) == limit || scanned >= s.scanLimit
+			return nil
+		})
+		if err != nil && !errors.Is(err, errPageDone) {
+			return nil, "", err
 		}
-		if len(rows) < searchBatch {
+		if stopped {
+			if !more && n < searchBatch {
+				return out, "", nil
+			}
+			return out, encodeCursor(last), nil
+		}
+		if n < searchBatch {
 			return out, "", nil
 		}
-		last := rows[len(rows)-1]
-		after = &sqlite.ImageCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		after = &last
 	}
 }
+
+// errPageDone ends a page read early: what follows is not needed.
+var errPageDone = errors.New("media: page done")
 
 // listImage opens r's prompts for a gallery page. One damaged row must
 // not take the whole gallery down: it is logged and shown without its
 // prompt.
-func (s *Store) listImage(r sqlite.ImageRow) app.Image {
+func (s *Store) listImage(r *sqlite.ImageRow) app.Image {
 	img, err := s.toImage(r)
 	if err != nil {
 		s.sealedError(r.UserID, r.ID, "prompt", err)
@@ -531,8 +562,9 @@ func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) 
 		}
 		variant, ct, hint = variantWebP, "image/webp", r.WebPBytes
 	}
-	data, err := s.readSealed(userID, imageID, variant, hint)
-	if err != nil {
+	buf := getFileBuf()
+	if err := s.readSealedInto(buf, userID, imageID, variant, hint); err != nil {
+		putFileBuf(buf)
 		if errors.Is(err, os.ErrNotExist) {
 			// Deleted between the row read and the file read.
 			if _, gerr := s.db.Image(ctx, userID, imageID); app.ErrorCode(gerr) == app.ENOTFOUND {
@@ -541,7 +573,7 @@ func (s *Store) Open(ctx context.Context, userID, imageID, format, size string) 
 		}
 		return nil, "", 0, s.sealedError(userID, imageID, variant+" file", err)
 	}
-	return io.NopCloser(bytes.NewReader(data)), ct, int64(len(data)), nil
+	return newPooledFile(buf), ct, int64(buf.Len()), nil
 }
 
 // Delete removes userID's image: its files first, then its row, so a crash

@@ -56,27 +56,58 @@ func (db *DB) CreateAPIKey(ctx context.Context, k *app.APIKey, sealedName, token
 	return nil
 }
 
+// apiKeyWithUserQuery finds a key and its owner in one indexed lookup.
+var apiKeyWithUserQuery = `SELECT ` + qualify("k", apiKeyColumns) + `, ` + qualify("u", userColumns) + `
+	FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.token_hash = ?`
+
+// qualify prefixes each column of a column list with a table alias.
+func qualify(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// scanFunc lets two scan helpers share one row: each passes its
+// destinations on, and the innermost scans them all at once.
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
 // APIKeyByTokenHash returns the key with the token hash and its owner, or
-// ENOTFOUND. Revocation is the caller's to judge.
+// ENOTFOUND. Revocation is the caller's to judge. Answers are cached until
+// the next write transaction commits (see authCache).
 func (db *DB) APIKeyByTokenHash(ctx context.Context, hash []byte) (*app.APIKey, *UserRecord, error) {
-	k, err := scanAPIKey(db.r.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE token_hash = ?`, hash))
+	writes, now := db.writes.Load(), db.Now()
+	if k, u, ok := db.keys.get(hash, writes, now); ok {
+		return k, u, nil
+	}
+	row := db.readRow(ctx, apiKeyWithUserQuery, hash)
+	var u *UserRecord
+	k, err := scanAPIKey(scanFunc(func(keyDest ...any) error {
+		var err error
+		u, err = scanUser(scanFunc(func(userDest ...any) error {
+			return row.Scan(append(keyDest, userDest...)...)
+		}))
+		return err
+	}))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, errAPIKeyNotFound()
 	} else if err != nil {
 		return nil, nil, fmt.Errorf("sqlite: find api key: %w", err)
 	}
-	u, err := db.UserByID(ctx, k.UserID)
-	if err != nil {
-		return nil, nil, err
-	}
+	db.keys.put(hash, &k.APIKey, u, writes, now)
 	return &k.APIKey, u, nil
 }
 
 // TouchAPIKey sets the key's last_used_at to now.
 func (db *DB) TouchAPIKey(ctx context.Context, id string) error {
-	if _, err := db.w.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, db.Now().UnixMilli(), id); err != nil {
+	now := db.Now()
+	if _, err := db.w.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, now.UnixMilli(), id); err != nil {
 		return fmt.Errorf("sqlite: touch api key: %w", err)
 	}
+	db.keys.touched(id, now)
 	return nil
 }
 

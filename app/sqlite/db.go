@@ -12,6 +12,8 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"zimage/app"
@@ -33,6 +35,14 @@ type DB struct {
 	// Now is the clock every store method uses, so retention and expiry
 	// can be tested at any date.
 	Now func() time.Time
+
+	// stmts holds the prepared statements of hot reads, by their SQL:
+	// parsing a query costs as much as running a small one.
+	stmts sync.Map // string → *sql.Stmt
+	// writes counts committed write transactions; caches of rows (see
+	// authCache) compare it to know that what they hold may be stale.
+	writes atomic.Uint64
+	keys   authCache
 }
 
 func dsn(path string, readOnly bool) string {
@@ -87,7 +97,15 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open readers %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(max(4, 2*runtime.NumCPU()))
+	// A read is CPU work once the pages are cached, so more readers than
+	// about two per core only queue. Every open reader stays open: one
+	// closed after a burst takes its prepared statements and page cache
+	// with it, and the next burst pays to open, parse and warm it again
+	// (database/sql keeps only 2 idle connections unless told).
+	readers := max(4, 2*runtime.NumCPU())
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxIdleTime(0)
 	db.r = r
 	return db, nil
 }
@@ -95,6 +113,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Close closes both pools; the last close checkpoints the WAL.
 func (db *DB) Close() error {
 	var errs []error
+	db.stmts.Range(func(_, v any) bool {
+		errs = append(errs, v.(*sql.Stmt).Close())
+		return true
+	})
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
@@ -155,7 +177,51 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// After the commit, never before: a reader that loads a row between
+	// the two would otherwise cache the old row as current.
+	db.writes.Add(1)
+	return nil
+}
+
+// prepared returns the reader pool's prepared statement for query,
+// preparing it on first use. database/sql prepares it again on each reader
+// connection as needed, and keeps it there.
+func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := db.stmts.Load(query); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := db.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
+		s.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+// readRow runs a one-row read through its prepared statement. One that
+// cannot be prepared runs unprepared, so its error comes out of Scan as
+// usual.
+func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := db.prepared(ctx, query)
+	if err != nil {
+		return db.r.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// read runs a read through its prepared statement.
+func (db *DB) read(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
 }
 
 // Ready reports whether the database is writable and its schema current;

@@ -103,7 +103,7 @@ func (db *DB) CreateGeneration(ctx context.Context, r *GenerationRecord, maxQueu
 // Generation returns userID's generation id, or ENOTFOUND when there is no
 // such generation or it belongs to someone else.
 func (db *DB) Generation(ctx context.Context, userID, id string) (GenerationRecord, error) {
-	r, err := scanGeneration(db.r.QueryRowContext(ctx, `SELECT `+generationColumns+` FROM generations WHERE id = ? AND user_id = ?`, id, userID))
+	r, err := scanGeneration(db.readRow(ctx, `SELECT `+generationColumns+` FROM generations WHERE id = ? AND user_id = ?`, id, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, app.Errorf(app.ENOTFOUND, "There is no generation %q.", id)
 	} else if err != nil {

@@ -161,7 +161,7 @@ func errImageNotFound(id string) error {
 
 // Image returns userID's image id; another user's image is ENOTFOUND.
 func (db *DB) Image(ctx context.Context, userID, id string) (ImageRow, error) {
-	r, err := scanImage(db.r.QueryRowContext(ctx, `SELECT `+imageColumns+` FROM images WHERE id = ? AND user_id = ?`, id, userID))
+	r, err := scanImage(db.readRow(ctx, `SELECT `+imageColumns+` FROM images WHERE id = ? AND user_id = ?`, id, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, errImageNotFound(id)
 	} else if err != nil {
@@ -170,37 +170,68 @@ func (db *DB) Image(ctx context.Context, userID, id string) (ImageRow, error) {
 	return r, nil
 }
 
-// ImagesPage returns up to limit of userID's images, newest first, after
-// the cursor (nil: from the newest).
-func (db *DB) ImagesPage(ctx context.Context, userID string, after *ImageCursor, limit int) ([]ImageRow, error) {
+// imagePageColumns are what a gallery page shows: not the owner (the
+// caller knows it) nor the derivatives' sizes, which only serving a file
+// needs.
+const imagePageColumns = `id, generation_id, idx, width, height, seed, content_type,
+	bytes, has_webp, parameters_embedded, favourite,
+	prompt, negative_prompt, steps, guidance, backend, model,
+	queued_at, started_at, finished_at, created_at, expires_at`
+
+// Both page queries stay single range scans of images_user_created; the
+// row-value comparison is what keeps the cursor page one.
+const (
+	imagesFirstPageQuery = `SELECT ` + imagePageColumns + ` FROM images WHERE user_id = ?
+		ORDER BY created_at DESC, id DESC LIMIT ?`
+	imagesAfterQuery = `SELECT ` + imagePageColumns + ` FROM images WHERE user_id = ?
+		AND (created_at, id) < (?, ?)
+		ORDER BY created_at DESC, id DESC LIMIT ?`
+)
+
+// ImagesPage calls fn with up to limit of userID's images, newest first,
+// after the cursor (nil: from the newest). The row fn gets, and its sealed
+// prompts, are valid only until fn returns: the prompts are SQLite's own
+// buffer, not copies, since a page only opens them. WebPBytes, ThumbBytes
+// and HasThumb are not loaded. An error from fn ends the page and is
+// returned as is.
+func (db *DB) ImagesPage(ctx context.Context, userID string, after *ImageCursor, limit int, fn func(*ImageRow) error) error {
 	var rows *sql.Rows
 	var err error
 	if after == nil {
-		rows, err = db.r.QueryContext(ctx, `SELECT `+imageColumns+` FROM images WHERE user_id = ?
-			ORDER BY created_at DESC, id DESC LIMIT ?`, userID, limit)
+		rows, err = db.read(ctx, imagesFirstPageQuery, userID, limit)
 	} else {
-		// Row-value comparison keeps this a single range scan of
-		// images_user_created.
-		rows, err = db.r.QueryContext(ctx, `SELECT `+imageColumns+` FROM images WHERE user_id = ?
-			AND (created_at, id) < (?, ?)
-			ORDER BY created_at DESC, id DESC LIMIT ?`, userID, after.CreatedAt.UnixMilli(), after.ID, limit)
+		rows, err = db.read(ctx, imagesAfterQuery, userID, after.CreatedAt.UnixMilli(), after.ID, limit)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list images: %w", err)
+		return fmt.Errorf("sqlite: list images: %w", err)
 	}
 	defer rows.Close()
-	out := make([]ImageRow, 0, limit)
+	// One row and one destination list serve every row of the page.
+	var r ImageRow
+	var prompt, negative sql.RawBytes
+	var queued, started, finished sql.NullInt64
+	var created, expires int64
+	dest := []any{&r.ID, &r.GenerationID, &r.Index, &r.Width, &r.Height, &r.Seed, &r.ContentType,
+		&r.Bytes, &r.HasWebP, &r.ParametersEmbedded, &r.Favourite,
+		&prompt, &negative, &r.Steps, &r.Guidance, &r.Backend, &r.Model,
+		&queued, &started, &finished, &created, &expires}
 	for rows.Next() {
-		r, err := scanImage(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list images: %w", err)
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("sqlite: list images: %w", err)
 		}
-		out = append(out, r)
+		r.UserID = userID
+		r.SealedPrompt, r.SealedNegativePrompt = prompt, negative
+		r.QueuedAt, r.StartedAt, r.FinishedAt = imageTimeOrZero(queued), imageTimeOrZero(started), imageTimeOrZero(finished)
+		r.CreatedAt = time.UnixMilli(created).UTC()
+		r.ExpiresAt = time.UnixMilli(expires).UTC()
+		if err := fn(&r); err != nil {
+			return err
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list images: %w", err)
+		return fmt.Errorf("sqlite: list images: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // SetImageWebP records that the WebP copy of image id exists. It reports
@@ -347,7 +378,7 @@ func keyIDs(keys []ImageKey) []string {
 }
 
 func (db *DB) imageKeys(ctx context.Context, what, query string, args ...any) ([]ImageKey, error) {
-	rows, err := db.r.QueryContext(ctx, query, args...)
+	rows, err := db.read(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}

@@ -116,18 +116,21 @@ func TestImagesPageKeyset(t *testing.T) {
 	var seen []string
 	var after *ImageCursor
 	for {
-		page, err := db.ImagesPage(ctx, "alice", after, 7)
+		var page []ImageCursor
+		err := db.ImagesPage(ctx, "alice", after, 7, func(r *ImageRow) error {
+			page = append(page, ImageCursor{CreatedAt: r.CreatedAt, ID: r.ID})
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range page {
-			seen = append(seen, r.ID)
+		for _, c := range page {
+			seen = append(seen, c.ID)
 		}
 		if len(page) < 7 {
 			break
 		}
-		last := page[len(page)-1]
-		after = &ImageCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		after = &page[len(page)-1]
 	}
 	if len(seen) != 25 {
 		t.Fatalf("saw %d images, want 25: %v", len(seen), seen)

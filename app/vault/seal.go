@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Sealed value layout:
@@ -40,7 +41,9 @@ func (v *Vault) Seal(userID string, aad, plaintext []byte) ([]byte, error) {
 	binary.BigEndian.PutUint32(out[1:5], keys.current)
 	rand.Read(out[5:sealHeaderSize])
 	k := keys.versions[keys.current]
-	return k.aead.Seal(out, out[5:sealHeaderSize], plaintext, sealAD(userID, aad, out[:sealHeaderSize])), nil
+	ad := getAD(userID, aad, out[:sealHeaderSize])
+	defer putAD(ad)
+	return k.aead.Seal(out, out[5:sealHeaderSize], plaintext, *ad), nil
 }
 
 // Open decrypts a value sealed by Seal for the same userID and aad. Damaged,
@@ -57,8 +60,9 @@ func (v *Vault) Open(userID string, aad, sealed []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault: open %q: %w", aad, err)
 	}
-	header := sealed[:sealHeaderSize]
-	plaintext, err := k.aead.Open(nil, sealed[5:sealHeaderSize], sealed[sealHeaderSize:], sealAD(userID, aad, header))
+	ad := getAD(userID, aad, sealed[:sealHeaderSize])
+	defer putAD(ad)
+	plaintext, err := k.aead.Open(nil, sealed[5:sealHeaderSize], sealed[sealHeaderSize:], *ad)
 	if err != nil {
 		return nil, fmt.Errorf("vault: open %q: %w", aad, ErrTampered)
 	}
@@ -83,12 +87,26 @@ func (v *Vault) keyForHeader(userID string, header []byte, format byte) (dataKey
 	return k, nil
 }
 
-func sealAD(userID string, aad, header []byte) []byte {
-	ad := make([]byte, 0, 32+len(userID)+len(aad)+len(header))
-	ad = append(ad, "zimage/vault/seal/v1"...)
-	ad = appendField(ad, []byte(userID))
-	ad = appendField(ad, aad)
-	return append(ad, header...)
+// adBufs hold associated data while one Seal or Open runs: a gallery page
+// opens a hundred prompts, and AES-GCM keeps none of it.
+var adBufs = sync.Pool{New: func() any { b := make([]byte, 0, 160); return &b }}
+
+// getAD returns the associated data of a sealed value in a pooled buffer;
+// give it back with putAD once the AEAD call returns.
+func getAD(userID string, aad, header []byte) *[]byte {
+	bp := adBufs.Get().(*[]byte)
+	*bp = appendSealAD((*bp)[:0], userID, aad, header)
+	return bp
+}
+
+func putAD(bp *[]byte) { adBufs.Put(bp) }
+
+func appendSealAD(dst []byte, userID string, aad, header []byte) []byte {
+	dst = append(dst, "zimage/vault/seal/v1"...)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(userID)))
+	dst = append(dst, userID...)
+	dst = appendField(dst, aad)
+	return append(dst, header...)
 }
 
 // IsTampered reports whether err means sealed bytes did not authenticate.

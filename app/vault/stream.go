@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 )
 
 // Stream layout, for files too large to seal in one piece:
@@ -148,7 +149,8 @@ func (v *Vault) OpenReader(userID string, aad []byte, r io.Reader) (io.Reader, e
 	if err != nil {
 		return nil, fmt.Errorf("vault: open stream %q: %w", aad, err)
 	}
-	or := &openReader{r: bufio.NewReader(r), aead: aead, ad: streamAD(userID, aad, header), aad: aad, in: make([]byte, ChunkSize+tagSize)}
+	in := chunkBufs.Get().(*[]byte)
+	or := &openReader{r: bufio.NewReader(r), aead: aead, ad: streamAD(userID, aad, header), aad: aad, inBuf: in, in: *in}
 	copy(or.nonce[:], header[streamHeaderSize-streamPrefixSize:])
 	return or, nil
 }
@@ -160,17 +162,20 @@ type openReader struct {
 	nonce   [nonceSize]byte
 	counter uint32
 	in      []byte
-	plain   []byte // authenticated plaintext not yet returned
-	done    bool   // the last chunk has been opened
+	inBuf   *[]byte // in's pool entry, given back once the stream ends
+	plain   []byte  // authenticated plaintext not yet returned
+	done    bool    // the last chunk has been opened
 	err     error
 }
 
 func (o *openReader) Read(p []byte) (int, error) {
 	for len(o.plain) == 0 {
 		if o.err != nil {
+			o.release()
 			return 0, o.err
 		}
 		if o.done {
+			o.release()
 			return 0, io.EOF
 		}
 		o.err = o.next()
@@ -178,6 +183,20 @@ func (o *openReader) Read(p []byte) (int, error) {
 	n := copy(p, o.plain)
 	o.plain = o.plain[n:]
 	return n, nil
+}
+
+// chunkBufs hold the chunk a stream is opening: every image download and
+// derivative opens a stream, and 64 KiB apiece adds up.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, ChunkSize+tagSize); return &b }}
+
+// release gives the chunk buffer back once the stream has ended (EOF or an
+// error), when nothing refers to it any more; a stream left unread keeps
+// it until it is collected.
+func (o *openReader) release() {
+	if o.inBuf != nil {
+		chunkBufs.Put(o.inBuf)
+		o.inBuf, o.in = nil, nil
+	}
 }
 
 // next opens one chunk. The last chunk is the one the input ends after;

@@ -20,11 +20,22 @@ func (s *Server) listImages(c echo.Context) error {
 		return err
 	}
 	now := s.db.Now()
-	out := make([]imageJSON, 0, len(imgs))
-	for _, i := range imgs {
-		out = append(out, toImageJSON(i, now))
+	bp := pageBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledPage {
+			pageBufs.Put(bp)
+		}
+	}()
+	page, ok := appendImagesPage((*bp)[:0], imgs, next, now)
+	*bp = page
+	if !ok {
+		out := make([]imageJSON, 0, len(imgs))
+		for _, i := range imgs {
+			out = append(out, toImageJSON(i, now))
+		}
+		return c.JSON(http.StatusOK, map[string]any{"images": out, "next": next})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"images": out, "next": next})
+	return c.JSONBlob(http.StatusOK, page)
 }
 
 func (s *Server) showImage(c echo.Context) error {
