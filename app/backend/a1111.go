@@ -149,7 +149,7 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 		Info   json.RawMessage `json:"info"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
-		return Result{}, b.peer.errorf(ReasonBadResponse, err, "answered with something that is not sdapi JSON (%s). Check that the url points at the server's API and that it runs with --api.", httpPlainText(data[:min(len(data), 80)]))
+		return Result{}, b.peer.errorf(ReasonBadResponse, err, "answered with something that is not sdapi JSON: %s. Check that the url points at the server's API and that it runs with --api.", httpQuote(data))
 	}
 	var info a1111Info
 	var infoText string

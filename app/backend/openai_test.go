@@ -121,7 +121,7 @@ func TestOpenAIFailures(t *testing.T) {
 		{name: "openai oom", cfg: backendfake.OpenAIConfig{Fail: backendfake.OpenAIOOM}, reason: ReasonOutOfMemory, hint: "smaller size"},
 		{name: "localai oom", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAILocalAI, Fail: backendfake.OpenAIOOM}, reason: ReasonOutOfMemory, hint: "smaller size"},
 		{name: "vllm oom", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAIVLLM, Fail: backendfake.OpenAIOOM}, reason: ReasonOutOfMemory, hint: "smaller size"},
-		{name: "sd-server no results", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAISDCpp, Fail: backendfake.OpenAIOOM}, reason: ReasonFailed, hint: "ran out of memory"},
+		{name: "sd-server no results", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAISDCpp, Fail: backendfake.OpenAIOOM}, reason: ReasonOutOfMemory, hint: "ran out of memory"},
 		{name: "openai 500", cfg: backendfake.OpenAIConfig{Fail: backendfake.OpenAIHTTP500}, reason: ReasonFailed, hint: "check the server's log"},
 		{name: "sd-server exception", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAISDCpp, Fail: backendfake.OpenAIHTTP500}, reason: ReasonFailed, hint: "_M_range_check"},
 		{name: "vllm plain 500", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAIVLLM, Fail: backendfake.OpenAIHTTP500}, reason: ReasonFailed, hint: "Internal Server Error"},
@@ -155,6 +155,7 @@ func TestOpenAIFailures(t *testing.T) {
 			}
 			_, err := b.Generate(context.Background(), req, nil)
 			wantError(t, err, "local-ai", tt.reason, tt.hint)
+			wantReadable(t, err)
 		})
 	}
 }

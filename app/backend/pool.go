@@ -301,8 +301,10 @@ func (p *Pool) Waiting(backend, model, exclude string) (why string, since time.T
 		if m.downSince.After(since) {
 			since = m.downSince
 		}
-		parts = append(parts, fmt.Sprintf("backend %s down since %s: last error: %s",
-			m.b.Name(), m.downSince.UTC().Format(time.RFC3339), m.lastErr))
+		// The last error is a sentence of its own; its full stop would
+		// double up with the separator.
+		parts = append(parts, fmt.Sprintf("backend %s down since %s (last error: %s)",
+			m.b.Name(), m.downSince.UTC().Format(time.RFC3339), strings.TrimSuffix(m.lastErr, ".")))
 	}
 	if len(parts) == 0 {
 		return "no configured backend serves this request", since

@@ -103,7 +103,6 @@ func (q *Queue) expireWaiting() {
 			w, ok := known[k]
 			if !ok {
 				w.why, w.since = q.pool.Waiting(j.backend, j.model, j.exclude)
-				w.why = strings.TrimSuffix(w.why, ".")
 				known[k] = w
 			}
 			why, since := w.why, w.since
@@ -114,7 +113,7 @@ func (q *Queue) expireWaiting() {
 			if !j.waitTold {
 				j.waitTold = true
 				q.hub.Publish(j.userID, Event{Type: EventQueued, GenerationID: j.id, Position: q.idx.position(j), Reason: ReasonNoBackend,
-					Message: "Waiting for a backend: " + why + "."})
+					Message: sentence("Waiting for a backend: " + why)})
 			}
 			if now.Sub(maxTime(since, j.enqueuedAt)) >= q.opts.WaitForBackend {
 				expired = append(expired, j)
@@ -127,8 +126,18 @@ func (q *Queue) expireWaiting() {
 	}
 	q.mu.Unlock()
 	for i, j := range expired {
-		q.fail(j, ReasonNoBackend, fmt.Sprintf("No backend is available: %s. Waited %s (queue.wait_for_backend); try again later, and tell the administrator if it lasts.", waitMsg[i], q.opts.WaitForBackend))
+		q.fail(j, ReasonNoBackend, fmt.Sprintf("%s Waited %s (queue.wait_for_backend); try again later, and tell the administrator if it lasts.", sentence("No backend is available: "+waitMsg[i]), q.opts.WaitForBackend))
 	}
+}
+
+// sentence ends s with a full stop unless it already ends a sentence
+// (backend messages may end in "?" or "."), so no message reads "running?.".
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, ".") || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "…") {
+		return s
+	}
+	return s + "."
 }
 
 func maxTime(a, b time.Time) time.Time {

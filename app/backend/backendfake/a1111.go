@@ -24,6 +24,7 @@ const (
 	A1111HTTP500   A1111Failure = "http500"    // 500 RuntimeError at FailAtStep
 	A1111Garbage   A1111Failure = "garbage"    // txt2img answers 200 with an HTML page
 	A1111BadBase64 A1111Failure = "bad_base64" // txt2img answers 200 with images that are not base64
+	A1111Truncated A1111Failure = "truncated"  // txt2img answers 200 with its JSON cut inside the first image, as a proxy with a body limit does
 	A1111Hang      A1111Failure = "hang"       // stops at FailAtStep until interrupted
 	A1111Die       A1111Failure = "die"        // the process dies at FailAtStep
 	A1111NoAPI     A1111Failure = "no_api"     // started without --api: every /sdapi route is 404
@@ -334,6 +335,13 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 		return
 	}
 	count := max(req.BatchSize, 1) * max(req.NIter, 1)
+	if cfg.Fail == A1111Truncated {
+		img := base64.StdEncoding.EncodeToString(sdPNG(req.Seed, req.Width, req.Height))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"images": ["` + img[:len(img)/2]))
+		return
+	}
 	var images []string
 	var seeds []int64
 	first := 0
