@@ -282,7 +282,10 @@ func (b *openAI) Models(ctx context.Context) ([]string, error) {
 		if b.opts.Model != "" {
 			return []string{b.opts.Model}, nil
 		}
-		return nil, b.peer.errorf(ReasonModelMissing, e, "does not list its models. Set model (or models) in its [[backends]] table.")
+		// The server answers, so it is up; with no model named anywhere,
+		// jobs for it fail at once as model_missing (the pool says to set
+		// model in its [[backends]] table) rather than wait for nothing.
+		return []string{}, nil
 	}
 	if e != nil {
 		return nil, e

@@ -33,7 +33,7 @@ func startPipeline(ctx context.Context, cfg config.Config, db *sqlite.DB, keys *
 	if err != nil {
 		return nil, err
 	}
-	pool, err := backend.NewPool(bs, slots, backend.PoolOptions{})
+	pool, err := backend.NewPool(bs, slots, backend.PoolOptions{Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,7 @@ func (q *Queue) placeJobs() int {
 				continue
 			}
 			j := q.idx.take(u)
+			q.waitEnded(j, b.Name())
 			ctx, cancel := context.WithCancelCause(q.ctx)
 			ctx, cancelTimeout := context.WithTimeoutCause(ctx, q.opts.JobTimeout, errJobTimeout)
 			j.cancel = func() { cancel(context.Canceled); cancelTimeout() }
@@ -93,25 +94,42 @@ func (q *Queue) expireWaiting() {
 	q.mu.Lock()
 	type want struct{ backend, model, exclude string }
 	type waiting struct {
-		why   string
-		since time.Time
+		why     string
+		since   time.Time
+		missing error // set when no backend will ever serve it as things stand
 	}
 	known := map[want]waiting{}
+	var unservable []*job
+	var missing []error
 	for _, u := range q.idx.ring {
 		for _, j := range u.fifo {
 			k := want{j.backend, j.model, j.exclude}
 			w, ok := known[k]
 			if !ok {
 				w.why, w.since = q.pool.Waiting(j.backend, j.model, j.exclude)
+				if w.why != "" {
+					w.missing = q.pool.Unservable(j.backend, j.model)
+					// A job waits: look at the backends it waits for now
+					// rather than at the end of their backoff.
+					q.pool.Recheck(j.backend, j.model)
+				}
 				known[k] = w
 			}
 			why, since := w.why, w.since
 			if why == "" {
-				j.waitTold = false
+				q.waitEnded(j, "")
+				continue
+			}
+			if w.missing != nil {
+				// The servers are there and answer; none has the model.
+				// Waiting would change nothing.
+				unservable = append(unservable, j)
+				missing = append(missing, w.missing)
 				continue
 			}
 			if !j.waitTold {
-				j.waitTold = true
+				j.waitTold, j.waitSince = true, now
+				q.log.Info("queue: generation waits for a backend", "generation", j.id, "backend", j.backend, "model", j.model, "why", why)
 				q.hub.Publish(j.userID, Event{Type: EventQueued, GenerationID: j.id, Position: q.idx.position(j), Reason: ReasonNoBackend,
 					Message: sentence("Waiting for a backend: " + why)})
 			}
@@ -121,13 +139,32 @@ func (q *Queue) expireWaiting() {
 			}
 		}
 	}
-	for _, j := range expired {
+	for _, j := range append(expired, unservable...) {
 		q.idx.remove(j)
 	}
 	q.mu.Unlock()
 	for i, j := range expired {
 		q.fail(j, ReasonNoBackend, fmt.Sprintf("%s Waited %s (queue.wait_for_backend); try again later, and tell the administrator if it lasts.", sentence("No backend is available: "+waitMsg[i]), q.opts.WaitForBackend))
 	}
+	for i, j := range unservable {
+		var be *backend.Error
+		msg := missing[i].Error()
+		if errors.As(missing[i], &be) {
+			msg = be.Message
+		}
+		q.fail(j, backend.ReasonModelMissing, msg)
+	}
+}
+
+// waitEnded logs the end of a job's wait for a backend, once; on is the
+// backend it got ("" when one merely came up). q.mu must be held.
+func (q *Queue) waitEnded(j *job, on string) {
+	if !j.waitTold {
+		return
+	}
+	j.waitTold = false
+	q.log.Info("queue: generation stopped waiting for a backend", "generation", j.id, "backend", on,
+		"waited", q.db.Now().Sub(j.waitSince).Round(time.Millisecond).String())
 }
 
 // sentence ends s with a full stop unless it already ends a sentence
@@ -138,6 +175,16 @@ func sentence(s string) string {
 		return s
 	}
 	return s + "."
+}
+
+// redact takes what the person typed out of s, for the log.
+func (j *job) redact(s string) string {
+	for _, secret := range j.secrets {
+		if len(secret) >= 3 {
+			s = strings.ReplaceAll(s, secret, "[prompt]")
+		}
+	}
+	return s
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -162,8 +209,16 @@ func (q *Queue) publishPositions() {
 	}
 }
 
-// fail ends a job that is not running (or has stopped) with reason.
+// fail ends a job that is not running (or has stopped) with reason, and
+// logs it in one line: reason, backend, attempt and duration, and the
+// message with anything the person typed taken out.
 func (q *Queue) fail(j *job, reason, message string) {
+	since := j.startedAt
+	if since.IsZero() {
+		since = j.enqueuedAt
+	}
+	q.log.Warn("queue: generation failed", "generation", j.id, "reason", reason, "backend", j.ranOn, "attempt", j.attempt,
+		"duration", q.db.Now().Sub(since).Round(time.Millisecond).String(), "message", j.redact(message))
 	ok, err := q.db.FinishGeneration(context.Background(), j.userID, j.id, app.GenerationFailed, reason, message)
 	if err != nil {
 		q.log.Error("queue: record failure", "generation", j.id, "err", err)
@@ -205,11 +260,14 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 		}
 		return
 	}
+	j.ranOn, j.attempt, j.startedAt = b.Name(), rec.Attempts, q.db.Now()
 	g, err := q.open(rec)
 	if err != nil {
 		q.fail(j, backend.ReasonFailed, app.ErrorMessage(err))
 		return
 	}
+	j.secrets = []string{g.Prompt, g.NegativePrompt}
+	defer func() { j.secrets = nil }()
 	q.hub.Publish(j.userID, Event{Type: EventStarted, GenerationID: j.id, Message: "Started on backend " + b.Name() + "."})
 
 	req := backend.Request{JobID: g.ID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Width: g.Width, Height: g.Height,
@@ -272,7 +330,6 @@ func (q *Queue) backendFailed(j *job, attempts int, b backend.Backend, err error
 	if isBackendErr && be.Reason == backend.ReasonUnavailable {
 		q.pool.MarkDown(b.Name(), err)
 	}
-	q.log.Warn("queue: backend failed a job", "generation", j.id, "backend", b.Name(), "attempt", attempts, "err", err)
 	if isBackendErr && be.Retryable() && attempts < maxAttempts {
 		// Prefer another backend; with no other one, the same backend may
 		// take it again once its health check passes.
@@ -282,6 +339,8 @@ func (q *Queue) backendFailed(j *job, attempts int, b backend.Backend, err error
 		}
 		*requeued = q.requeue(j, false, be.Reason)
 		if *requeued {
+			q.log.Warn("queue: generation will be retried", "generation", j.id, "reason", be.Reason, "backend", b.Name(), "attempt", attempts,
+				"duration", q.db.Now().Sub(j.startedAt).Round(time.Millisecond).String(), "avoid", j.exclude, "message", j.redact(be.Message))
 			return
 		}
 	}

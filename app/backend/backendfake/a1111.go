@@ -37,7 +37,7 @@ const A1111DefaultModel = "z_image_turbo_bf16.safetensors"
 type A1111Config struct {
 	StepDelay time.Duration // time per sampling step
 	LoadDelay time.Duration // model load before the first job after start
-	Models    []string      // checkpoint files; nil means A1111DefaultModel
+	Models    []string      // checkpoint files; nil means A1111DefaultModel, empty means none installed
 	Fail      A1111Failure
 	// FailAtStep is the sampling step (1-based) at which Fail strikes; 0 means 1.
 	FailAtStep int
@@ -83,7 +83,9 @@ func StartA1111(cfg A1111Config) (*A1111, error) {
 		return nil, err
 	}
 	f := &A1111{process: p, cfg: cfg, nextSeed: 1_000_000}
-	f.current = f.models()[0]
+	if ms := f.models(); len(ms) > 0 {
+		f.current = ms[0]
+	}
 	p.serve(f)
 	return f, nil
 }
@@ -113,7 +115,7 @@ func (f *A1111) config() A1111Config {
 }
 
 func (f *A1111) models() []string {
-	if len(f.cfg.Models) == 0 {
+	if f.cfg.Models == nil {
 		return []string{A1111DefaultModel}
 	}
 	return f.cfg.Models
@@ -166,7 +168,10 @@ func (f *A1111) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a1111JSON(w, http.StatusOK, list)
 	case route == "/sdapi/v1/options" && r.Method == http.MethodGet:
 		f.mu.Lock()
-		cur := a1111ModelEntry(f.current)["title"]
+		var cur any // null with no checkpoint loaded
+		if f.current != "" {
+			cur = a1111ModelEntry(f.current)["title"]
+		}
 		f.mu.Unlock()
 		a1111JSON(w, http.StatusOK, map[string]any{"sd_model_checkpoint": cur, "samples_format": "png"})
 	default:
@@ -272,6 +277,14 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 	}
 	model := f.current
 	f.mu.Unlock()
+	if model == "" {
+		// sd_models.select_checkpoint with an empty models folder.
+		f.mu.Lock()
+		f.job = nil
+		f.mu.Unlock()
+		a1111Error(w, 500, "FileNotFoundError", "", "No checkpoints found. When searching for checkpoints, looked at: models/Stable-diffusion")
+		return
+	}
 	defer func() {
 		f.mu.Lock()
 		f.job = nil
