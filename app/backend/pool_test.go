@@ -179,3 +179,26 @@ func TestNewPoolRefusesDuplicateNames(t *testing.T) {
 		t.Errorf("NewPool with two x: %v", err)
 	}
 }
+
+// The pool's status says what a server that answers really has: its
+// models, the files it lacks, and no "not checked yet" once it was checked.
+func TestPoolStatusShowsWhatTheServerHas(t *testing.T) {
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{VAEs: []string{}})
+	c, err := NewComfyUI(Options{Name: "gpu0", Kind: KindComfyUI, URL: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPool(t, []Backend{c, mustBuiltin(t, "cpu")}, nil)
+	st := p.Status()
+	if !st[0].Healthy || st[0].State() != "missing files" || strings.Join(st[0].Missing, ",") != "ae.safetensors (VAE, in models/vae)" {
+		t.Errorf("ComfyUI without its VAE: %+v (%s)", st[0], st[0].State())
+	}
+	for _, s := range st {
+		if s.LastError == notCheckedYet {
+			t.Errorf("%s is %s but its last error is %q", s.Name, s.State(), s.LastError)
+		}
+	}
+	if st[1].State() != "healthy" {
+		t.Errorf("builtin: %s", st[1].State())
+	}
+}
