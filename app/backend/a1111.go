@@ -195,6 +195,19 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 	t := time.NewTicker(b.pollEvery)
 	defer t.Stop()
 	lastStep, lastPreview, failures := -1, "", 0
+	// The stall watchdog: from the first sampling step, a step or preview
+	// that does not change for StallTimeout is reported once.
+	var lastChange time.Time
+	steps, stalled := 0, false
+	checkStall := func() {
+		if b.opts.StallTimeout <= 0 || lastChange.IsZero() || stalled || ctx.Err() != nil {
+			return
+		}
+		if d := time.Since(lastChange); d >= b.opts.StallTimeout {
+			stalled = true
+			progress(Progress{Step: max(lastStep, 0), Steps: steps, Stalled: d})
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,7 +227,8 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 			return // sd-server: no progress route
 		}
 		if e != nil {
-			if failures++; failures >= 5 {
+			checkStall()
+			if failures++; failures >= 5 && !stalled {
 				return
 			}
 			continue
@@ -231,9 +245,10 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 			lastPreview = *st.CurrentImage
 		}
 		if p.Step == lastStep && p.Preview == nil {
+			checkStall()
 			continue
 		}
-		lastStep = p.Step
+		lastStep, steps, lastChange, stalled = p.Step, p.Steps, time.Now(), false
 		if ctx.Err() == nil {
 			progress(p)
 		}

@@ -110,6 +110,7 @@ type comfyUI struct {
 	targets    map[string]comfyTarget
 	modelClass string // class_type of the node that takes the model, for /object_info
 	pollEvery  time.Duration
+	stall      time.Duration // Options.StallTimeout
 }
 
 // NewComfyUI returns an adapter for the ComfyUI server at o.URL. It checks
@@ -161,6 +162,7 @@ func NewComfyUI(o Options) (Backend, error) {
 		workflow:  canonical,
 		targets:   targets,
 		pollEvery: comfyPollEvery,
+		stall:     o.StallTimeout,
 	}
 	if c.client == nil {
 		c.client = httpDefaultClient()

@@ -202,6 +202,37 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 	// leave the job waiting for the timeout.
 	safety := time.NewTicker(c.pollEvery * 10)
 	defer safety.Stop()
+	// The stall watchdog runs from the first sampling step: every message
+	// about our prompt after it is a sign of life; none for c.stall while
+	// ComfyUI says it executes our prompt is reported once (the job goes
+	// on: the caller decides whether to move it).
+	var (
+		stallTimer *time.Timer
+		stallC     <-chan time.Time
+		stalled    bool
+		lastSign   time.Time
+	)
+	alive := func() {
+		if c.stall <= 0 {
+			return
+		}
+		lastSign = time.Now()
+		if stallTimer == nil {
+			stallTimer = time.NewTimer(c.stall)
+			stallC = stallTimer.C
+		} else {
+			stallTimer.Reset(c.stall)
+		}
+		if stalled {
+			stalled = false
+			progress(last) // reporting again
+		}
+	}
+	defer func() {
+		if stallTimer != nil {
+			stallTimer.Stop()
+		}
+	}()
 	poll := func() (*comfyHistory, error) {
 		entry, err := c.history(ctx, promptID)
 		if err == nil {
@@ -231,6 +262,13 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 			if entry, err := poll(); entry != nil || err != nil {
 				return entry, err
 			}
+		case <-stallC:
+			if !stalled {
+				stalled = true
+				p := last
+				p.Stalled = max(time.Since(lastSign), c.stall)
+				progress(p)
+			}
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
@@ -239,6 +277,12 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 			}
 			if ev.PromptID != "" && ev.PromptID != promptID {
 				continue
+			}
+			// Broadcasts (status, other prompts' interrupts) say nothing
+			// about our prompt; previews and progress on our own client_id
+			// are ours even from builds that send no prompt_id.
+			if ours := ev.PromptID == promptID || ev.Type == "preview" || ev.Type == "progress"; ours && (stallTimer != nil || ev.Type == "progress") {
+				alive()
 			}
 			switch ev.Type {
 			case "progress":

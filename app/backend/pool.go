@@ -362,6 +362,20 @@ func (m *member) betterThan(o *member) bool {
 	return m.slots-m.busy > o.slots-o.busy
 }
 
+// Free reports whether a backend other than exclude could take a job for
+// backend and model right now: healthy, serving the model, not stalled, with
+// a free slot. A stalled job moves only then.
+func (p *Pool) Free(backend, model, exclude string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.members {
+		if m.healthy && m.models != nil && m.stalled == "" && m.busy < m.slots && m.b.Name() != exclude && m.candidate(backend, model) {
+			return true
+		}
+	}
+	return false
+}
+
 // Release gives back a slot taken by Acquire.
 func (p *Pool) Release(name string) {
 	m := p.member(name)

@@ -86,7 +86,8 @@ func buildBackends(cfg config.Config) ([]backend.Backend, map[string]int, error)
 	slots := map[string]int{}
 	for i, bc := range cfg.Backends {
 		o := backend.Options{Name: bc.Name, Kind: bc.Kind, URL: bc.URL, Slots: bc.Slots, Timeout: bc.Timeout.D(),
-			Model: bc.Model, Models: bc.Models, APIKey: bc.APIKey, WorkflowMap: bc.WorkflowMap}
+			StallTimeout: cfg.Queue.StallTimeout.D(),
+			Model:        bc.Model, Models: bc.Models, APIKey: bc.APIKey, WorkflowMap: bc.WorkflowMap}
 		if bc.Workflow != "" {
 			data, err := os.ReadFile(bc.Workflow)
 			if err != nil {

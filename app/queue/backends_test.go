@@ -245,3 +245,62 @@ func BenchmarkPickupAfterBackendReturns(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/pickup")
 }
+
+func hangingComfyUI(t *testing.T, name string, stall time.Duration) (backend.Backend, *backendfake.ComfyUI) {
+	t.Helper()
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyHang, FailAtStep: 1, StepDelay: 5 * time.Millisecond})
+	b, err := backend.NewComfyUI(backend.Options{Name: name, Kind: backend.KindComfyUI, URL: fake.URL, StallTimeout: stall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, fake
+}
+
+// A backend that hangs mid-job: the person hears of it when the stall
+// timeout passes, the backend is marked stalled, and the job moves to a
+// backend that can take it, where it succeeds.
+func TestStalledJobMovesToAFreeBackend(t *testing.T) {
+	gpu, fake := hangingComfyUI(t, "gpu0", 200*time.Millisecond)
+	// A tie in free slots goes to config order: gpu0 takes the job first.
+	e := newEnv(t, []backend.Backend{gpu, builtin(t, "cpu", 0)}, nil, queue.Options{}, true)
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	g, _ := e.submit(t, "alice", params("moves on"))
+	seen := waitEvent(t, events, final(g.ID))
+	told := false
+	for _, ev := range seen {
+		told = told || (ev.Reason == queue.ReasonStalled && strings.Contains(ev.Message, "gpu0 has not reported progress for"))
+	}
+	got, _ := e.q.Get(t.Context(), "alice", g.ID)
+	if last := seen[len(seen)-1]; !told || last.Type != queue.EventSucceeded || got.AssignedBackend != "cpu" || got.Attempts != 2 {
+		t.Errorf("told %v, ended %s on %q after %d attempts; want told of the stall, then succeeded on cpu (events %v)",
+			told, last.Type, got.AssignedBackend, got.Attempts, types(seen))
+	}
+	if st := e.pool.Status()[0]; st.State() != "stalled" || !strings.Contains(st.Stalled, "gpu0 has not reported progress") {
+		t.Errorf("gpu0 status %+v (%s), want stalled", st, st.State())
+	}
+	if len(fake.Interrupts()) != 1 {
+		t.Errorf("interrupts on gpu0: %q, want the stalled prompt stopped there", fake.Interrupts())
+	}
+}
+
+// With nowhere else to go, the job stays (the server may recover), the
+// person is told, and when job_timeout ends it the message names the stall
+// instead of advising a smaller image.
+func TestStalledJobWithNowhereToGoNamesTheRealCause(t *testing.T) {
+	gpu, _ := hangingComfyUI(t, "gpu0", 200*time.Millisecond)
+	e := newEnv(t, []backend.Backend{gpu}, nil, queue.Options{JobTimeout: 1500 * time.Millisecond}, true)
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	g, _ := e.submit(t, "alice", params("stuck"))
+	seen := waitEvent(t, events, final(g.ID))
+	told := false
+	for _, ev := range seen {
+		told = told || (ev.Reason == queue.ReasonStalled && strings.Contains(ev.Message, "gpu0 has not reported progress for") && strings.Contains(ev.Message, "keeps waiting"))
+	}
+	last := seen[len(seen)-1]
+	if !told || last.Type != queue.EventFailed || !strings.Contains(last.Message, "gpu0 has not reported progress for") ||
+		strings.Contains(last.Message, "smaller size") || !strings.Contains(last.Message, "queue.job_timeout") {
+		t.Errorf("told %v; ended %s %q; want the stall named as the cause", told, last.Type, last.Message)
+	}
+}

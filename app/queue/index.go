@@ -22,6 +22,9 @@ type job struct {
 	running   bool
 	canceled  bool // by its owner; the row is already final
 	cancel    func()
+	move      func() // stops the job so it can be retried elsewhere (a stall)
+	// stall says how the backend stopped reporting progress, while it has.
+	stall string
 
 	// For the log line of a failure: the backend and attempt of the latest
 	// start, and when it began. secrets holds what the person typed while

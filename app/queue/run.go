@@ -14,7 +14,12 @@ import (
 var (
 	errJobTimeout = errors.New("queue: job_timeout reached")
 	errStopping   = errors.New("queue: stopping")
+	errStalled    = errors.New("queue: backend stalled; moving the job")
 )
+
+// ReasonStalled marks the events of a job whose backend stopped reporting
+// progress.
+const ReasonStalled = "stalled"
 
 // progressEvery throttles progress events to about ten a second per job;
 // the last step always goes out.
@@ -75,6 +80,7 @@ func (q *Queue) placeJobs() int {
 			ctx, cancel := context.WithCancelCause(q.ctx)
 			ctx, cancelTimeout := context.WithTimeoutCause(ctx, q.opts.JobTimeout, errJobTimeout)
 			j.cancel = func() { cancel(context.Canceled); cancelTimeout() }
+			j.move = func() { cancel(errStalled) }
 			started++
 			q.running.Add(1)
 			go q.run(ctx, j, b)
@@ -273,7 +279,18 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 	req := backend.Request{JobID: g.ID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Width: g.Width, Height: g.Height,
 		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model}
 	var last time.Time
+	reported := false // the backend reported progress in this job
 	res, err := b.Generate(ctx, req, func(p backend.Progress) {
+		if p.Stalled > 0 {
+			q.stalled(j, b, rec.Attempts, p)
+			return
+		}
+		if j.stall != "" || !reported {
+			// Reporting again, or reporting at all: whatever stall the pool
+			// remembers for this backend is over.
+			j.stall, reported = "", true
+			q.pool.Unstalled(b.Name())
+		}
 		final := p.Steps > 0 && p.Step >= p.Steps
 		if now := time.Now(); final || now.Sub(last) >= progressEvery {
 			last = now
@@ -292,10 +309,18 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 	if err != nil {
 		// Why ctx ended matters more than what the backend made of it.
 		switch {
+		case errors.Is(context.Cause(ctx), errStalled):
+			j.exclude = b.Name()
+			requeued = q.requeue(j, false, ReasonStalled, sentence(j.stall)+" Trying another backend.")
+			if !requeued {
+				q.fail(j, ReasonStalled, q.stallMessage(j, ""))
+			}
+		case errors.Is(context.Cause(ctx), errJobTimeout) && j.stall != "":
+			q.fail(j, ReasonJobTimeout, q.stallMessage(j, fmt.Sprintf("%s (queue.job_timeout)", q.opts.JobTimeout)))
 		case errors.Is(context.Cause(ctx), errJobTimeout):
 			q.fail(j, ReasonJobTimeout, fmt.Sprintf("The image was not finished within %s (queue.job_timeout), so it was stopped. Try a smaller size, fewer steps or fewer images.", q.opts.JobTimeout))
 		case q.ctx.Err() != nil:
-			requeued = q.requeue(j, true, "")
+			requeued = q.requeue(j, true, "", "")
 		default:
 			q.backendFailed(j, rec.Attempts, b, err, &requeued)
 		}
@@ -337,7 +362,7 @@ func (q *Queue) backendFailed(j *job, attempts int, b backend.Backend, err error
 		if q.pool.HasOther(j.backend, j.model, b.Name()) {
 			j.exclude = b.Name()
 		}
-		*requeued = q.requeue(j, false, be.Reason)
+		*requeued = q.requeue(j, false, be.Reason, "The backend failed; trying once more.")
 		if *requeued {
 			q.log.Warn("queue: generation will be retried", "generation", j.id, "reason", be.Reason, "backend", b.Name(), "attempt", attempts,
 				"duration", q.db.Now().Sub(j.startedAt).Round(time.Millisecond).String(), "avoid", j.exclude, "message", j.redact(be.Message))
@@ -349,12 +374,17 @@ func (q *Queue) backendFailed(j *job, attempts int, b backend.Backend, err error
 	if isBackendErr {
 		msg = be.Message
 	}
+	if j.stall != "" && reason == backend.ReasonTimeout {
+		// The backend's own timeout ran out on a job it had stopped
+		// reporting on: its advice about sizes would mislead.
+		msg = q.stallMessage(j, "the backend's timeout")
+	}
 	q.fail(j, reason, msg)
 }
 
 // requeue puts a running job back in the queue, in front of its owner's
 // other jobs; the caller's deferred clean-up re-indexes it.
-func (q *Queue) requeue(j *job, refund bool, reason string) bool {
+func (q *Queue) requeue(j *job, refund bool, reason, message string) bool {
 	ok, err := q.db.RequeueGeneration(context.Background(), j.id, refund)
 	if err != nil {
 		q.log.Error("queue: requeue generation", "generation", j.id, "err", err)
@@ -362,8 +392,46 @@ func (q *Queue) requeue(j *job, refund bool, reason string) bool {
 	}
 	if ok && !refund {
 		j.enqueuedAt = q.db.Now()
-		q.hub.Publish(j.userID, Event{Type: EventQueued, GenerationID: j.id, Reason: reason,
-			Message: "The backend failed; trying once more."})
+		q.hub.Publish(j.userID, Event{Type: EventQueued, GenerationID: j.id, Reason: reason, Message: message})
 	}
 	return ok
+}
+
+// stalled handles a backend's report that a running job shows no sign of
+// progress: the owner is told at once, the backend is marked stalled, and
+// the job moves to another backend only when one can take it now (a
+// second attempt is left); otherwise it goes on waiting where it is.
+func (q *Queue) stalled(j *job, b backend.Backend, attempts int, p backend.Progress) {
+	// "60 s", as people say it, rather than Go's "1m0s".
+	silent := fmt.Sprintf("%d s", int(p.Stalled.Round(time.Second)/time.Second))
+	if p.Stalled < time.Second {
+		silent = fmt.Sprintf("%d ms", p.Stalled.Milliseconds())
+	}
+	j.stall = fmt.Sprintf("%s has not reported progress for %s", b.Name(), silent)
+	if p.Steps > 0 {
+		j.stall += fmt.Sprintf(" (at step %d of %d)", p.Step, p.Steps)
+	}
+	q.pool.Stalled(b.Name(), j.stall)
+	move := attempts < maxAttempts && q.pool.Free(j.backend, j.model, b.Name())
+	q.log.Warn("queue: generation stalled", "generation", j.id, "backend", b.Name(), "attempt", attempts,
+		"silent_for", p.Stalled.String(), "step", p.Step, "steps", p.Steps, "moving", move)
+	msg := sentence(j.stall)
+	if !move {
+		msg += " It may still recover; Z Image keeps waiting for it."
+	}
+	q.hub.Publish(j.userID, Event{Type: EventProgress, GenerationID: j.id, Step: p.Step, Steps: p.Steps, Reason: ReasonStalled, Message: msg})
+	if move {
+		j.move()
+	}
+}
+
+// stallMessage is the final message of a job that failed after its backend
+// stopped reporting: the real cause, not advice about image sizes. limit
+// names the timeout that ended it, if one did.
+func (q *Queue) stallMessage(j *job, limit string) string {
+	msg := sentence(j.stall)
+	if limit != "" {
+		msg += " It was stopped when " + limit + " ran out."
+	}
+	return msg + " The backend seems hung: try again later, and tell the administrator, who should check that server."
 }
