@@ -262,6 +262,15 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 			if entry, err := poll(); entry != nil || err != nil {
 				return entry, err
 			}
+			// A prompt in neither the queue nor the history was removed
+			// there (an operator cleared the queue): its history stays
+			// empty for ever, so waiting would last the whole timeout.
+			if queued, err := c.inQueue(ctx, promptID); err == nil && !queued {
+				if entry, err := poll(); entry != nil || err != nil {
+					return entry, err // it finished between the two looks
+				}
+				return nil, c.fail(ReasonCanceled, nil, "the job was removed from the queue of %s before it ran (someone cleared it there); try again", c.where())
+			}
 		case <-stallC:
 			if !stalled {
 				stalled = true
@@ -315,6 +324,26 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 			}
 		}
 	}
+}
+
+// inQueue reports whether GET /queue lists the prompt as running or
+// pending. Items are [number, prompt_id, …] arrays; builds that strip the
+// graph from them keep the id second.
+func (c *comfyUI) inQueue(ctx context.Context, promptID string) (bool, error) {
+	var q struct {
+		Running [][]json.RawMessage `json:"queue_running"`
+		Pending [][]json.RawMessage `json:"queue_pending"`
+	}
+	if err := c.getJSON(ctx, "queue", nil, &q); err != nil {
+		return false, err
+	}
+	for _, item := range append(q.Running, q.Pending...) {
+		var id string
+		if len(item) > 1 && json.Unmarshal(item[1], &id) == nil && id == promptID {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // history returns the prompt's entry, or nil while it is still queued or

@@ -609,3 +609,41 @@ func rawComfyJob(b *testing.B, base string, graph comfyGraph) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 }
+
+// An operator clearing ComfyUI's queue removes a waiting prompt without a
+// history entry. The job ends at the next safety look at /queue, saying
+// what happened, instead of waiting out the backend's timeout.
+func TestComfyUIPromptClearedFromTheQueue(t *testing.T) {
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyHang, StepDelay: 5 * time.Millisecond})
+	c := newComfyTest(t, fake, nil)
+	// Another client's prompt holds the server.
+	first, stopFirst := context.WithCancel(context.Background())
+	defer stopFirst()
+	go func() { _, _ = c.Generate(first, comfyRequest(64, 64, 1), nil) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for fake.Requests()["POST /prompt"] < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Generate(context.Background(), comfyRequest(64, 64, 1), nil)
+		done <- err
+	}()
+	for fake.Requests()["POST /prompt"] < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, err := http.Post(fake.URL+"/queue", "application/json", strings.NewReader(`{"clear": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case err := <-done:
+		var be *Error
+		if !errors.As(err, &be) || be.Reason != ReasonCanceled || !strings.Contains(be.Message, "removed from the queue") {
+			t.Errorf("err = %v, want canceled: removed from the queue", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job still waits for a prompt that is no longer anywhere on the server")
+	}
+}
