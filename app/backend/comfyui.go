@@ -713,20 +713,15 @@ func (c *comfyUI) Models(ctx context.Context) ([]string, error) {
 	if !ok || c.modelClass == "" {
 		return comfyNonEmpty(def), nil
 	}
-	var info map[string]struct {
-		Input struct {
-			Required map[string]json.RawMessage `json:"required"`
-		} `json:"input"`
-	}
-	if err := c.getJSON(ctx, "object_info/"+url.PathEscape(c.modelClass), nil, &info); err != nil {
+	inputs, ok, err := c.requiredInputs(ctx, c.modelClass)
+	if err != nil {
 		return nil, err
 	}
-	entry, ok := info[c.modelClass]
 	if !ok {
 		// {} for a class the server lacks: the loader node itself is missing.
 		return []string{}, nil
 	}
-	names := comfyComboOptions(entry.Input.Required[t.Input])
+	names := comfyComboOptions(inputs[t.Input])
 	if names == nil {
 		names = []string{}
 	}
@@ -779,15 +774,10 @@ func (c *comfyUI) MissingFiles(ctx context.Context) ([]string, error) {
 	for _, n := range c.needs() {
 		inputs, ok := lists[n.Class]
 		if !ok {
-			var info map[string]struct {
-				Input struct {
-					Required map[string]json.RawMessage `json:"required"`
-				} `json:"input"`
-			}
-			if err := c.getJSON(ctx, "object_info/"+url.PathEscape(n.Class), nil, &info); err != nil {
+			var err error
+			if inputs, _, err = c.requiredInputs(ctx, n.Class); err != nil {
 				return nil, err
 			}
-			inputs = info[n.Class].Input.Required
 			lists[n.Class] = inputs
 		}
 		if !slices.Contains(comfyComboOptions(inputs[n.Input]), n.File) {
@@ -795,6 +785,21 @@ func (c *comfyUI) MissingFiles(ctx context.Context) ([]string, error) {
 		}
 	}
 	return missing, nil
+}
+
+// requiredInputs reads GET /object_info/{class}: the class's required
+// inputs, and whether the server knows the class at all.
+func (c *comfyUI) requiredInputs(ctx context.Context, class string) (map[string]json.RawMessage, bool, error) {
+	var info map[string]struct {
+		Input struct {
+			Required map[string]json.RawMessage `json:"required"`
+		} `json:"input"`
+	}
+	if err := c.getJSON(ctx, "object_info/"+url.PathEscape(class), nil, &info); err != nil {
+		return nil, false, err
+	}
+	entry, ok := info[class]
+	return entry.Input.Required, ok, nil
 }
 
 func comfyNonEmpty(s string) []string {

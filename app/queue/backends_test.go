@@ -64,6 +64,22 @@ func openAI(t *testing.T, name string, fake *backendfake.OpenAI) backend.Backend
 	return b
 }
 
+// newEnvWithPool is newEnv with the pool's own options (backoffs, logger),
+// started.
+func newEnvWithPool(tb testing.TB, bs []backend.Backend, popts backend.PoolOptions, qopts queue.Options) *env {
+	tb.Helper()
+	pool, err := backend.NewPool(bs, nil, popts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pool.Start(tb.Context())
+	e := newEnv(tb, []backend.Backend{builtin(tb, "unused", 0)}, nil, queue.Options{}, false)
+	e.pool = pool
+	e.q = queue.New(e.db, pool, e.vault, e.sink, qopts)
+	e.start(tb)
+	return e
+}
+
 // logBuffer collects slog's JSON lines; safe for the queue's goroutines.
 type logBuffer struct {
 	mu  sync.Mutex
@@ -121,16 +137,9 @@ func TestLogLinesForWaitsOutagesAndFailures(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	fake := backendfake.NewA1111(t, backendfake.A1111Config{Fail: backendfake.A1111NoAPI})
-	pool, err := backend.NewPool([]backend.Backend{a1111(t, "gpu", fake)}, nil, backend.PoolOptions{
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, CheckEvery: 50 * time.Millisecond, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool.Start(t.Context())
-	e := newEnv(t, []backend.Backend{builtin(t, "unused", 0)}, nil, queue.Options{}, false)
-	e.pool = pool
-	e.q = queue.New(e.db, pool, e.vault, e.sink, queue.Options{WaitForBackend: time.Hour, Logger: log})
-	e.start(t)
+	e := newEnvWithPool(t, []backend.Backend{a1111(t, "gpu", fake)}, backend.PoolOptions{
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, CheckEvery: 50 * time.Millisecond, Logger: log},
+		queue.Options{WaitForBackend: time.Hour, Logger: log})
 	events, stop := e.q.Subscribe("alice")
 	defer stop()
 
@@ -185,16 +194,8 @@ func TestLogLinesForWaitsOutagesAndFailures(t *testing.T) {
 // here is an hour: without those checks the job would never start.
 func TestWaitingJobStartsSoonAfterTheBackendReturns(t *testing.T) {
 	fake := backendfake.NewA1111(t, backendfake.A1111Config{Fail: backendfake.A1111NoAPI})
-	pool, err := backend.NewPool([]backend.Backend{a1111(t, "gpu", fake)}, nil, backend.PoolOptions{
-		MinBackoff: time.Hour, MaxBackoff: time.Hour, RecheckEvery: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool.Start(t.Context())
-	e := newEnv(t, []backend.Backend{builtin(t, "unused", 0)}, nil, queue.Options{}, false)
-	e.pool = pool
-	e.q = queue.New(e.db, pool, e.vault, e.sink, queue.Options{WaitForBackend: time.Hour})
-	e.start(t)
+	e := newEnvWithPool(t, []backend.Backend{a1111(t, "gpu", fake)},
+		backend.PoolOptions{MinBackoff: time.Hour, MaxBackoff: time.Hour, RecheckEvery: 50 * time.Millisecond}, queue.Options{WaitForBackend: time.Hour})
 	events, stop := e.q.Subscribe("alice")
 	defer stop()
 	g, _ := e.submit(t, "alice", params("come back"))
@@ -220,15 +221,8 @@ func BenchmarkPickupAfterBackendReturns(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pool, err := backend.NewPool([]backend.Backend{gpu}, nil, backend.PoolOptions{MinBackoff: time.Minute, MaxBackoff: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool.Start(b.Context())
-	e := newEnv(b, []backend.Backend{builtin(b, "unused", 0)}, nil, queue.Options{}, false)
-	e.pool = pool
-	e.q = queue.New(e.db, pool, e.vault, e.sink, queue.Options{WaitForBackend: time.Hour})
-	e.start(b)
+	e := newEnvWithPool(b, []backend.Backend{gpu}, backend.PoolOptions{MinBackoff: time.Minute, MaxBackoff: time.Minute}, queue.Options{WaitForBackend: time.Hour})
+	pool := e.pool
 	events, stop := e.q.Subscribe("alice")
 	defer stop()
 	var total time.Duration
