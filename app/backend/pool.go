@@ -441,7 +441,9 @@ func (p *Pool) Recheck(backend, model string) {
 	defer p.mu.Unlock()
 	now := p.opts.Now()
 	for _, m := range p.members {
-		if m.healthy || !m.candidate(backend, model) || now.Sub(m.lastCheck) < p.opts.RecheckEvery || !m.nextCheck.After(now) {
+		// A tenth of slack: the queue asks once per RecheckEvery, and a check
+		// that began a hair after the last ask must not skip the next one.
+		if m.healthy || !m.candidate(backend, model) || now.Sub(m.lastCheck) < p.opts.RecheckEvery*9/10 || !m.nextCheck.After(now) {
 			continue
 		}
 		m.nextCheck = now
