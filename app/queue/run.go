@@ -287,9 +287,10 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 			q.stalled(j, b, rec.Attempts, p)
 			return
 		}
-		if j.stall != "" || !reported {
-			// Reporting again, or reporting at all: whatever stall the pool
-			// remembers for this backend is over.
+		if p.Step > 0 && (j.stall != "" || !reported) {
+			// A real step (not the "starting" report adapters make before
+			// the server does anything): whatever stall the pool remembers
+			// for this backend is over.
 			j.stall, reported = "", true
 			q.pool.Unstalled(b.Name())
 		}
@@ -342,6 +343,7 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 	if ok {
 		q.hub.Publish(j.userID, Event{Type: EventSucceeded, GenerationID: j.id, ImageIDs: ids})
 	}
+	q.pool.Unstalled(b.Name()) // it finished a job: it is not hung
 }
 
 func (j *job) isCanceled(q *Queue) bool {
