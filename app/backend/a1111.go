@@ -149,7 +149,7 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 		Info   json.RawMessage `json:"info"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
-		return Result{}, b.peer.errorf(ReasonBadResponse, err, "answered with something that is not sdapi JSON (%s). Check that the url points at the server's API and that it runs with --api.", httpPlainText(data[:min(len(data), 80)]))
+		return Result{}, b.peer.errorf(ReasonBadResponse, err, "answered with something that is not sdapi JSON: %s. Check that the url points at the server's API and that it runs with --api.", httpQuote(data))
 	}
 	var info a1111Info
 	var infoText string
@@ -195,6 +195,19 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 	t := time.NewTicker(b.pollEvery)
 	defer t.Stop()
 	lastStep, lastPreview, failures := -1, "", 0
+	// The stall watchdog: from the first sampling step, a step or preview
+	// that does not change for StallTimeout is reported once.
+	var lastChange time.Time
+	steps, stalled := 0, false
+	checkStall := func() {
+		if b.opts.StallTimeout <= 0 || lastChange.IsZero() || stalled || ctx.Err() != nil {
+			return
+		}
+		if d := time.Since(lastChange); d >= b.opts.StallTimeout {
+			stalled = true
+			progress(Progress{Step: max(lastStep, 0), Steps: steps, Stalled: d})
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,7 +227,8 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 			return // sd-server: no progress route
 		}
 		if e != nil {
-			if failures++; failures >= 5 {
+			checkStall()
+			if failures++; failures >= 5 && !stalled {
 				return
 			}
 			continue
@@ -231,9 +245,10 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 			lastPreview = *st.CurrentImage
 		}
 		if p.Step == lastStep && p.Preview == nil {
+			checkStall()
 			continue
 		}
-		lastStep = p.Step
+		lastStep, steps, lastChange, stalled = p.Step, p.Steps, time.Now(), false
 		if ctx.Err() == nil {
 			progress(p)
 		}
@@ -337,12 +352,12 @@ func a1111ModelLabel(m a1111Model) string {
 }
 
 func (b *a1111) Health(ctx context.Context) error {
-	models, _, e := b.listModels(ctx)
+	// A server that answers is up even with no checkpoint: the pool then
+	// fails jobs for it at once as model_missing instead of letting them
+	// wait for a server that is already there.
+	_, _, e := b.listModels(ctx)
 	if e != nil {
 		return e
-	}
-	if len(models) == 0 {
-		return b.peer.errorf(ReasonModelMissing, nil, "lists no models. Put a Z-Image-Turbo checkpoint in its models folder and restart it.")
 	}
 	return nil
 }

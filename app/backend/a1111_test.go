@@ -7,10 +7,12 @@ import (
 	"image/png"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"zimage/app/backend/backendfake"
 )
@@ -31,6 +33,34 @@ func wantError(t *testing.T, err error, name, reason, hint string) {
 	}
 	if !strings.Contains(strings.ToLower(e.Message), strings.ToLower(hint)) {
 		t.Errorf("message does not say %q: %s", hint, e.Message)
+	}
+}
+
+// wantReadable checks that a message reads as a sentence: no doubled
+// punctuation, every parenthesis closed, no raw base64, and any quote of
+// what the server sent at most 80 characters.
+func wantReadable(t *testing.T, err error) {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		return
+	}
+	m := e.Message
+	for _, bad := range []string{"?.", "..", ".;", "?;", "()"} {
+		if strings.Contains(m, bad) {
+			t.Errorf("message has %q: %s", bad, m)
+		}
+	}
+	if strings.Count(m, "(") != strings.Count(m, ")") {
+		t.Errorf("message leaves a parenthesis open: %s", m)
+	}
+	if regexp.MustCompile(`[A-Za-z0-9+/]{40,}`).MatchString(m) {
+		t.Errorf("message embeds raw base64: %s", m)
+	}
+	if i := strings.Index(m, "“"); i >= 0 {
+		if j := strings.Index(m[i:], "”"); j < 0 || utf8.RuneCountInString(m[i:i+j]) > 82 {
+			t.Errorf("message quotes more than 80 characters of the answer: %s", m)
+		}
 	}
 }
 
@@ -186,13 +216,14 @@ func TestA1111Failures(t *testing.T) {
 		{name: "server error", cfg: backendfake.A1111Config{Fail: backendfake.A1111HTTP500}, reason: ReasonFailed, hint: "check the server's log"},
 		{name: "garbage", cfg: backendfake.A1111Config{Fail: backendfake.A1111Garbage}, reason: ReasonBadResponse, hint: "check that the url"},
 		{name: "bad base64", cfg: backendfake.A1111Config{Fail: backendfake.A1111BadBase64}, reason: ReasonBadResponse, hint: "not valid base64"},
+		{name: "truncated answer", cfg: backendfake.A1111Config{Fail: backendfake.A1111Truncated}, reason: ReasonBadResponse, hint: "not sdapi JSON"},
 		{name: "hang", cfg: backendfake.A1111Config{Fail: backendfake.A1111Hang}, opts: func(o *Options) { o.Timeout = 150 * time.Millisecond }, reason: ReasonTimeout, hint: "raise timeout"},
 		{name: "slow start", cfg: backendfake.A1111Config{LoadDelay: time.Second}, opts: func(o *Options) { o.Timeout = 100 * time.Millisecond }, reason: ReasonTimeout, hint: "raise timeout"},
 		{name: "dies mid-job", cfg: backendfake.A1111Config{Fail: backendfake.A1111Die, FailAtStep: 2, StepDelay: 5 * time.Millisecond}, reason: ReasonUnavailable, hint: "check its log"},
 		{name: "api off", cfg: backendfake.A1111Config{Fail: backendfake.A1111NoAPI}, reason: ReasonUnavailable, hint: "--api"},
 		{name: "missing model", req: func(r *Request) { r.Model = "flux-dev" }, reason: ReasonModelMissing, hint: "install it"},
 		{name: "missing default model", opts: func(o *Options) { o.Model = "flux-dev" }, reason: ReasonModelMissing, hint: "z_image_turbo_bf16"},
-		{name: "sd-server out of memory", cfg: backendfake.A1111Config{SDCpp: true, Fail: backendfake.A1111OOM}, reason: ReasonFailed, hint: "check the server's log"},
+		{name: "sd-server out of memory", cfg: backendfake.A1111Config{SDCpp: true, Fail: backendfake.A1111OOM}, reason: ReasonOutOfMemory, hint: "ran out of memory"},
 		{name: "sd-server rejects", cfg: backendfake.A1111Config{SDCpp: true}, req: func(r *Request) { r.Prompt = "" }, reason: ReasonRejected, hint: "prompt required"},
 	}
 	for _, tt := range tests {
@@ -208,6 +239,7 @@ func TestA1111Failures(t *testing.T) {
 			}
 			_, err := b.Generate(context.Background(), req, nil)
 			wantError(t, err, "gpu1", tt.reason, tt.hint)
+			wantReadable(t, err)
 			if tt.name == "hang" && fake.Requests()["POST /sdapi/v1/interrupt"] != 1 {
 				t.Error("a timed-out job was not interrupted on the server")
 			}

@@ -41,6 +41,11 @@ type Progress struct {
 	Step, Steps int
 	Preview     []byte
 	PreviewType string
+	// Stalled, when set, says the server has been executing this job
+	// without any sign of progress for that long (Options.StallTimeout);
+	// the job goes on unless the caller cancels it. The next report
+	// without it means the server is reporting again.
+	Stalled time.Duration
 }
 
 // Image is one picture as the server returned it: bytes and MIME type,
@@ -131,6 +136,12 @@ type Options struct {
 	Slots int
 	// Timeout bounds one whole job, from submit to the last byte.
 	Timeout time.Duration
+	// StallTimeout is how long a job may run with no sign of progress from
+	// a server that reports progress (ComfyUI's websocket, A1111's
+	// /progress) before the adapter reports it as stalled; 0 means never.
+	// It starts counting at the first sampling step: loading a model can
+	// take minutes and says nothing.
+	StallTimeout time.Duration
 	// Model is the model to ask for when a request names none; Models, when
 	// set, lists what this backend serves (otherwise the adapter asks the server).
 	Model  string

@@ -50,6 +50,31 @@ var comfyModelFolders = map[string]string{
 	"lora_name": "loras",
 }
 
+// comfyModelKinds names each loader input's kind of file in people's words.
+var comfyModelKinds = map[string]string{
+	"unet_name": "diffusion model",
+	"clip_name": "text encoder",
+	"vae_name":  "VAE",
+	"ckpt_name": "checkpoint",
+	"lora_name": "LoRA",
+}
+
+// comfyFileNeed is one file a workflow's loader asks for.
+type comfyFileNeed struct {
+	Node, Class, Input, File string
+}
+
+// describe says what the file is and where it belongs.
+func (n comfyFileNeed) describe() string {
+	kind, folder := comfyModelKinds[n.Input], comfyModelFolders[n.Input]
+	if kind == "" {
+		kind, folder = "model file", "the matching models folder"
+	} else {
+		folder = "models/" + folder
+	}
+	return fmt.Sprintf("%s (%s, in %s)", n.File, kind, folder)
+}
+
 const (
 	comfyPollEvery     = 500 * time.Millisecond
 	comfyPollFailures  = 3 // consecutive failed /history polls before we call the server gone
@@ -85,6 +110,7 @@ type comfyUI struct {
 	targets    map[string]comfyTarget
 	modelClass string // class_type of the node that takes the model, for /object_info
 	pollEvery  time.Duration
+	stall      time.Duration // Options.StallTimeout
 }
 
 // NewComfyUI returns an adapter for the ComfyUI server at o.URL. It checks
@@ -136,6 +162,7 @@ func NewComfyUI(o Options) (Backend, error) {
 		workflow:  canonical,
 		targets:   targets,
 		pollEvery: comfyPollEvery,
+		stall:     o.StallTimeout,
 	}
 	if c.client == nil {
 		c.client = httpDefaultClient()
@@ -531,19 +558,21 @@ func (c *comfyUI) rejected(rej comfyRejection) *Error {
 	comfySortIDs(ids)
 	cause := fmt.Errorf("/prompt 400: %s %s %s", top.Type, top.Message, top.Details)
 	// A missing model file is the common case and has its own fix, so it
-	// wins over any other error reported alongside it.
+	// wins over any other error reported alongside it. ComfyUI reports every
+	// missing file at once (diffusion model, text encoder, VAE): name them
+	// all, or the administrator fixes one, retries, and finds the next.
+	var missing []comfyFileNeed
 	for _, id := range ids {
 		for _, e := range nodes[id].Errors {
-			folder, isModel := comfyModelFolders[e.ExtraInfo.InputName]
+			_, isModel := comfyModelFolders[e.ExtraInfo.InputName]
 			if e.Type != "value_not_in_list" || !(isModel || strings.HasSuffix(nodes[id].ClassType, "Loader")) {
 				continue
 			}
-			file := comfyReceived(e)
-			if folder == "" {
-				folder = "the matching models"
-			}
-			return c.fail(ReasonModelMissing, cause, "model file %s is not installed on backend %s; put it in ComfyUI's models/%s folder or choose another model", file, c.name, folder)
+			missing = append(missing, comfyFileNeed{Node: id, Class: nodes[id].ClassType, Input: e.ExtraInfo.InputName, File: comfyReceived(e)})
 		}
+	}
+	if len(missing) > 0 {
+		return c.fail(ReasonModelMissing, cause, "%s", c.missingMessage(missing))
 	}
 	for _, id := range ids {
 		for _, e := range nodes[id].Errors {
@@ -560,6 +589,27 @@ func (c *comfyUI) rejected(rej comfyRejection) *Error {
 		hint = "add a SaveImage node to the backend's workflow"
 	}
 	return c.fail(ReasonRejected, cause, "%s rejected the job: %s%s; %s", c.where(), top.Message, comfyParen(top.Details), hint)
+}
+
+// missingMessage names every missing file with what to do about it: only
+// the diffusion model is something a person may choose differently; the
+// others only the administrator can install.
+func (c *comfyUI) missingMessage(missing []comfyFileNeed) string {
+	var files []string
+	only := true // every missing file is the diffusion model
+	for _, n := range missing {
+		files = append(files, n.describe())
+		only = only && n.Input == "unet_name"
+	}
+	what := "model file " + files[0] + " is"
+	if len(files) > 1 {
+		what = "model files " + strings.Join(files[:len(files)-1], ", ") + " and " + files[len(files)-1] + " are"
+	}
+	advice := "the administrator should put each file in that folder of ComfyUI"
+	if only {
+		advice += ", or choose another model"
+	}
+	return fmt.Sprintf("%s not installed on backend %s; %s", what, c.name, advice)
 }
 
 // comfyReceived is the value a value_not_in_list error refused, from
@@ -649,7 +699,8 @@ func (c *comfyUI) Health(ctx context.Context) error {
 }
 
 // Models lists the files the workflow's model loader can choose from, with
-// the default first. A server that cannot list them still serves the default.
+// the default first. An empty list means the server has none installed: the
+// workflow's default is not there either, whatever the workflow says.
 func (c *comfyUI) Models(ctx context.Context) ([]string, error) {
 	def := c.model
 	if def == "" {
@@ -662,22 +713,93 @@ func (c *comfyUI) Models(ctx context.Context) ([]string, error) {
 	if !ok || c.modelClass == "" {
 		return comfyNonEmpty(def), nil
 	}
-	var info map[string]struct {
-		Input struct {
-			Required map[string]json.RawMessage `json:"required"`
-		} `json:"input"`
-	}
-	if err := c.getJSON(ctx, "object_info/"+url.PathEscape(c.modelClass), nil, &info); err != nil {
+	inputs, ok, err := c.requiredInputs(ctx, c.modelClass)
+	if err != nil {
 		return nil, err
 	}
-	names := comfyComboOptions(info[c.modelClass].Input.Required[t.Input])
-	if len(names) == 0 {
-		return comfyNonEmpty(def), nil
+	if !ok {
+		// {} for a class the server lacks: the loader node itself is missing.
+		return []string{}, nil
+	}
+	names := comfyComboOptions(inputs[t.Input])
+	if names == nil {
+		names = []string{}
 	}
 	if i := slices.Index(names, def); i > 0 {
 		names = append(append([]string{def}, names[:i]...), names[i+1:]...)
 	}
 	return names, nil
+}
+
+// needs lists every file the workflow's loaders ask for, the model input
+// holding the backend's default model.
+func (c *comfyUI) needs() []comfyFileNeed {
+	graph, err := comfyParseWorkflow(c.workflow)
+	if err != nil {
+		return nil
+	}
+	model := c.model
+	if t, ok := c.targets["model"]; ok && model != "" {
+		graph[t.Node].Inputs[t.Input] = model
+	}
+	var out []comfyFileNeed
+	ids := make([]string, 0, len(graph))
+	for id := range graph {
+		ids = append(ids, id)
+	}
+	comfySortIDs(ids)
+	for _, id := range ids {
+		n := graph[id]
+		inputs := make([]string, 0, len(n.Inputs))
+		for in := range n.Inputs {
+			inputs = append(inputs, in)
+		}
+		sort.Strings(inputs)
+		for _, in := range inputs {
+			file, ok := n.Inputs[in].(string)
+			if _, known := comfyModelFolders[in]; ok && known && file != "" {
+				out = append(out, comfyFileNeed{Node: id, Class: n.ClassType, Input: in, File: file})
+			}
+		}
+	}
+	return out
+}
+
+// MissingFiles asks each loader of the workflow (UNETLoader, CLIPLoader,
+// VAELoader…) for its list of installed files and names those the workflow
+// needs but the server lacks, so admins see them before anyone's job fails.
+func (c *comfyUI) MissingFiles(ctx context.Context) ([]string, error) {
+	lists := map[string]map[string]json.RawMessage{} // class → input → combo spec
+	var missing []string
+	for _, n := range c.needs() {
+		inputs, ok := lists[n.Class]
+		if !ok {
+			var err error
+			if inputs, _, err = c.requiredInputs(ctx, n.Class); err != nil {
+				return nil, err
+			}
+			lists[n.Class] = inputs
+		}
+		if !slices.Contains(comfyComboOptions(inputs[n.Input]), n.File) {
+			missing = append(missing, n.describe())
+		}
+	}
+	return missing, nil
+}
+
+// requiredInputs reads GET /object_info/{class}: the class's required
+// inputs, and whether the server knows the class at all.
+func (c *comfyUI) requiredInputs(ctx context.Context, class string) (map[string]json.RawMessage, bool, error) {
+	var info map[string]struct {
+		Input struct {
+			Required map[string]json.RawMessage `json:"required"`
+		} `json:"input"`
+	}
+	if err := c.getJSON(ctx, "object_info/"+url.PathEscape(class), nil, &info); err != nil {
+		return nil, false, err
+	}
+	entry, ok := info[class]
+	return entry.Input.Required, ok, nil
 }
 
 func comfyNonEmpty(s string) []string {

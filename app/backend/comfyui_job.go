@@ -202,6 +202,37 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 	// leave the job waiting for the timeout.
 	safety := time.NewTicker(c.pollEvery * 10)
 	defer safety.Stop()
+	// The stall watchdog runs from the first sampling step: every message
+	// about our prompt after it is a sign of life; none for c.stall while
+	// ComfyUI says it executes our prompt is reported once (the job goes
+	// on: the caller decides whether to move it).
+	var (
+		stallTimer *time.Timer
+		stallC     <-chan time.Time
+		stalled    bool
+		lastSign   time.Time
+	)
+	alive := func() {
+		if c.stall <= 0 {
+			return
+		}
+		lastSign = time.Now()
+		if stallTimer == nil {
+			stallTimer = time.NewTimer(c.stall)
+			stallC = stallTimer.C
+		} else {
+			stallTimer.Reset(c.stall)
+		}
+		if stalled {
+			stalled = false
+			progress(last) // reporting again
+		}
+	}
+	defer func() {
+		if stallTimer != nil {
+			stallTimer.Stop()
+		}
+	}()
 	poll := func() (*comfyHistory, error) {
 		entry, err := c.history(ctx, promptID)
 		if err == nil {
@@ -231,6 +262,22 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 			if entry, err := poll(); entry != nil || err != nil {
 				return entry, err
 			}
+			// A prompt in neither the queue nor the history was removed
+			// there (an operator cleared the queue): its history stays
+			// empty for ever, so waiting would last the whole timeout.
+			if queued, err := c.inQueue(ctx, promptID); err == nil && !queued {
+				if entry, err := poll(); entry != nil || err != nil {
+					return entry, err // it finished between the two looks
+				}
+				return nil, c.fail(ReasonCanceled, nil, "the job was removed from the queue of %s before it ran (someone cleared it there); try again", c.where())
+			}
+		case <-stallC:
+			if !stalled {
+				stalled = true
+				p := last
+				p.Stalled = max(time.Since(lastSign), c.stall)
+				progress(p)
+			}
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
@@ -239,6 +286,12 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 			}
 			if ev.PromptID != "" && ev.PromptID != promptID {
 				continue
+			}
+			// Broadcasts (status, other prompts' interrupts) say nothing
+			// about our prompt; previews and progress on our own client_id
+			// are ours even from builds that send no prompt_id.
+			if ours := ev.PromptID == promptID || ev.Type == "preview" || ev.Type == "progress"; ours && (stallTimer != nil || ev.Type == "progress") {
+				alive()
 			}
 			switch ev.Type {
 			case "progress":
@@ -271,6 +324,26 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 			}
 		}
 	}
+}
+
+// inQueue reports whether GET /queue lists the prompt as running or
+// pending. Items are [number, prompt_id, …] arrays; builds that strip the
+// graph from them keep the id second.
+func (c *comfyUI) inQueue(ctx context.Context, promptID string) (bool, error) {
+	var q struct {
+		Running [][]json.RawMessage `json:"queue_running"`
+		Pending [][]json.RawMessage `json:"queue_pending"`
+	}
+	if err := c.getJSON(ctx, "queue", nil, &q); err != nil {
+		return false, err
+	}
+	for _, item := range append(q.Running, q.Pending...) {
+		var id string
+		if len(item) > 1 && json.Unmarshal(item[1], &id) == nil && id == promptID {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // history returns the prompt's entry, or nil while it is still queued or

@@ -228,11 +228,15 @@ func TestComfyUIFailures(t *testing.T) {
 		{name: "garbage body", cfg: backendfake.ComfyUIConfig{Fail: backendfake.ComfyGarbage}, reason: ReasonBadResponse, message: "not ComfyUI's JSON"},
 		{name: "out of memory", cfg: backendfake.ComfyUIConfig{Fail: backendfake.ComfyOOM, FailAtStep: 3}, reason: ReasonOutOfMemory, message: "try a smaller size"},
 		{name: "default model not installed", cfg: backendfake.ComfyUIConfig{Models: []string{"flux1-dev.safetensors"}},
-			reason: ReasonModelMissing, message: "model file z_image_turbo_bf16.safetensors is not installed on backend gpu0"},
+			reason: ReasonModelMissing, message: "model file z_image_turbo_bf16.safetensors (diffusion model, in models/diffusion_models) is not installed on backend gpu0"},
 		{name: "requested model not installed", request: func(r *Request) { r.Model = "z_image_base.safetensors" },
-			reason: ReasonModelMissing, message: "model file z_image_base.safetensors is not installed on backend gpu0; put it in ComfyUI's models/diffusion_models folder"},
+			reason: ReasonModelMissing, message: "model file z_image_base.safetensors (diffusion model, in models/diffusion_models) is not installed on backend gpu0; the administrator should put each file in that folder of ComfyUI, or choose another model"},
+		{name: "no model files at all", cfg: backendfake.ComfyUIConfig{Models: []string{}, CLIPs: []string{}, VAEs: []string{}}, reason: ReasonModelMissing,
+			message: "model files z_image_turbo_bf16.safetensors (diffusion model, in models/diffusion_models), ae.safetensors (VAE, in models/vae) and qwen_3_4b.safetensors (text encoder, in models/text_encoders) are not installed on backend gpu0; the administrator should put each file in that folder of ComfyUI"},
+		{name: "only the VAE is missing", cfg: backendfake.ComfyUIConfig{VAEs: []string{"sdxl_vae.safetensors"}}, reason: ReasonModelMissing,
+			message: "model file ae.safetensors (VAE, in models/vae) is not installed on backend gpu0; the administrator should put each file in that folder of ComfyUI"},
 		{name: "model not installed, old error schema", cfg: backendfake.ComfyUIConfig{OldErrorSchema: true},
-			request: func(r *Request) { r.Model = "nope.safetensors" }, reason: ReasonModelMissing, message: "model file nope.safetensors is not installed"},
+			request: func(r *Request) { r.Model = "nope.safetensors" }, reason: ReasonModelMissing, message: "model file nope.safetensors (diffusion model, in models/diffusion_models) is not installed"},
 		{name: "value out of range", request: func(r *Request) { r.Steps = 20000 },
 			reason: ReasonRejected, message: "node 3 (KSampler), input steps: Value 20000 bigger than max"},
 		{name: "workflow without outputs, old error schema", cfg: backendfake.ComfyUIConfig{OldErrorSchema: true},
@@ -268,6 +272,9 @@ func TestComfyUIFailures(t *testing.T) {
 			}
 			if be.Reason != tt.reason || !strings.Contains(be.Message, tt.message) || be.Backend != "gpu0" {
 				t.Errorf("got %s / %q / backend %q\nwant %s / message containing %q", be.Reason, be.Message, be.Backend, tt.reason, tt.message)
+			}
+			if tt.name == "only the VAE is missing" && strings.Contains(be.Message, "choose another model") {
+				t.Errorf("a missing VAE is not fixed by choosing another model: %s", be.Message)
 			}
 			if o := fake.Origins(); len(o) != 0 {
 				t.Errorf("adapter sent Origin headers %q", o)
@@ -431,6 +438,41 @@ func TestComfyUIModels(t *testing.T) {
 	}
 }
 
+// A ComfyUI that answers but lacks the workflow's files is up, shows no
+// models it does not have (never the workflow's default as if it were
+// there), and names every missing file.
+func TestComfyUIInspectNamesWhatIsMissing(t *testing.T) {
+	tests := []struct {
+		name        string
+		cfg         backendfake.ComfyUIConfig
+		wantModels  string
+		wantMissing []string
+	}{
+		{name: "everything installed", wantModels: backendfake.ComfyDefaultUNet},
+		{name: "no model files", cfg: backendfake.ComfyUIConfig{Models: []string{}, CLIPs: []string{}, VAEs: []string{}}, wantModels: "",
+			wantMissing: []string{"z_image_turbo_bf16.safetensors (diffusion model, in models/diffusion_models)",
+				"ae.safetensors (VAE, in models/vae)", "qwen_3_4b.safetensors (text encoder, in models/text_encoders)"}},
+		{name: "another diffusion model, no text encoder", cfg: backendfake.ComfyUIConfig{Models: []string{"flux1-dev.safetensors"}, CLIPs: []string{}},
+			wantModels: "flux1-dev.safetensors", wantMissing: []string{"z_image_turbo_bf16.safetensors (diffusion model, in models/diffusion_models)",
+				"qwen_3_4b.safetensors (text encoder, in models/text_encoders)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := backendfake.NewComfyUI(t, tt.cfg)
+			in, err := Inspect(context.Background(), newComfyTest(t, fake, nil))
+			if err != nil {
+				t.Fatalf("Inspect: %v; a server that answers is up", err)
+			}
+			if got := strings.Join(in.Models, ","); got != tt.wantModels || in.Models == nil {
+				t.Errorf("Models = %#v, want %q", in.Models, tt.wantModels)
+			}
+			if strings.Join(in.Missing, "|") != strings.Join(tt.wantMissing, "|") {
+				t.Errorf("Missing = %q\nwant %q", in.Missing, tt.wantMissing)
+			}
+		})
+	}
+}
+
 func TestNewComfyUIValidation(t *testing.T) {
 	graph := `{"6": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
 	           "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.safetensors"}}}`
@@ -566,4 +608,42 @@ func rawComfyJob(b *testing.B, base string, graph comfyGraph) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+}
+
+// An operator clearing ComfyUI's queue removes a waiting prompt without a
+// history entry. The job ends at the next safety look at /queue, saying
+// what happened, instead of waiting out the backend's timeout.
+func TestComfyUIPromptClearedFromTheQueue(t *testing.T) {
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyHang, StepDelay: 5 * time.Millisecond})
+	c := newComfyTest(t, fake, nil)
+	// Another client's prompt holds the server.
+	first, stopFirst := context.WithCancel(context.Background())
+	defer stopFirst()
+	go func() { _, _ = c.Generate(first, comfyRequest(64, 64, 1), nil) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for fake.Requests()["POST /prompt"] < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Generate(context.Background(), comfyRequest(64, 64, 1), nil)
+		done <- err
+	}()
+	for fake.Requests()["POST /prompt"] < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, err := http.Post(fake.URL+"/queue", "application/json", strings.NewReader(`{"clear": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case err := <-done:
+		var be *Error
+		if !errors.As(err, &be) || be.Reason != ReasonCanceled || !strings.Contains(be.Message, "removed from the queue") {
+			t.Errorf("err = %v, want canceled: removed from the queue", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job still waits for a prompt that is no longer anywhere on the server")
+	}
 }

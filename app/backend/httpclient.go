@@ -12,9 +12,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Limits shared by the HTTP adapters.
@@ -264,14 +267,61 @@ func httpParseError(body []byte) httpServerError {
 }
 
 // httpPlainText turns an arbitrary body into one short line fit for a
-// message: HTML pages say nothing useful, long traces are cut.
+// message: HTML pages say nothing useful, long traces are cut, and runs of
+// base64 (an image the server began to send) are left out.
 func httpPlainText(b []byte) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
+	s := strings.Join(strings.Fields(httpPrintable(b)), " ")
 	if strings.HasPrefix(s, "<") {
 		return ""
 	}
-	if len(s) > 300 {
-		s = s[:300] + "…"
+	return httpCut(httpBase64Run.ReplaceAllString(s, "…"), 300)
+}
+
+// httpQuote quotes at most 80 printable characters of an answer Z Image
+// could not read, for a message that says what came instead.
+func httpQuote(b []byte) string {
+	s := strings.Join(strings.Fields(httpPrintable(b)), " ")
+	switch {
+	case s == "":
+		return "an empty answer"
+	case strings.HasPrefix(s, "<"):
+		return "an HTML page"
+	}
+	s = httpCut(httpBase64Run.ReplaceAllString(s, "…"), 80)
+	return "“" + s + "”"
+}
+
+// httpBase64Run matches a stretch of base64 too long to be words.
+var httpBase64Run = regexp.MustCompile(`[A-Za-z0-9+/=]{40,}`)
+
+// httpPrintable drops what is not printable text (invalid UTF-8, control
+// characters), keeping spaces so words stay apart.
+func httpPrintable(b []byte) string {
+	if len(b) > 4096 {
+		b = b[:4096] // a message needs the start, not 256 MiB of it
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == utf8.RuneError:
+			return -1
+		case unicode.IsSpace(r):
+			return ' '
+		case !unicode.IsPrint(r):
+			return -1
+		}
+		return r
+	}, string(b))
+}
+
+// httpCut shortens s to at most n characters (not bytes, so no character
+// is split), marking the cut, and closes any parenthesis the cut left open
+// so the message around it still reads.
+func httpCut(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n-1]) + "…"
+	}
+	if open := strings.Count(s, "(") - strings.Count(s, ")"); open > 0 {
+		s += strings.Repeat(")", open)
 	}
 	return s
 }
@@ -289,6 +339,11 @@ func (p httpPeer) httpStatusError(status int, body []byte, hint404 string) *Erro
 	switch {
 	case strings.Contains(text, "out of memory") || strings.Contains(text, "outofmemory"):
 		return p.errorf(ReasonOutOfMemory, cause, "ran out of GPU memory (%s). Try a smaller size or fewer images at once.", detail)
+	case strings.Contains(text, "returned no results") || strings.Contains(text, "returned empty results"):
+		// stable-diffusion.cpp's only answer when generate_image gives up,
+		// through its OpenAI and sdapi routes alike; running out of memory
+		// is by far the usual cause.
+		return p.errorf(ReasonOutOfMemory, cause, "could not make the image (%s); with stable-diffusion.cpp this almost always means it ran out of memory. Try a smaller size or fewer images at once, and check its log if it keeps happening.", detail)
 	case httpLooksLikeMissingModel(status, text):
 		return p.errorf(ReasonModelMissing, cause, "does not have the requested model (%s). Install it on the server, or choose one of the models it lists.", detail)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:

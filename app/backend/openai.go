@@ -146,7 +146,7 @@ func (b *openAI) Generate(ctx context.Context, req Request, progress func(Progre
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
-		return Result{}, b.peer.errorf(ReasonBadResponse, err, "answered with something that is not OpenAI images JSON (%s). Check that the url points at the server's API.", httpPlainText(data[:min(len(data), 80)]))
+		return Result{}, b.peer.errorf(ReasonBadResponse, err, "answered with something that is not OpenAI images JSON: %s. Check that the url points at the server's API.", httpQuote(data))
 	}
 	if len(out.Data) == 0 {
 		return Result{}, b.peer.errorf(ReasonFailed, nil, "finished without returning any image. Check its log and try again.")
@@ -173,14 +173,9 @@ func (b *openAI) Generate(ctx context.Context, req Request, progress func(Progre
 	return res, nil
 }
 
-// statusError maps an error answer, adding what sd-server's bare
-// "no results" usually means.
+// statusError maps an error answer.
 func (b *openAI) statusError(status int, data []byte) *Error {
-	e := b.peer.httpStatusError(status, data, openAIHint404)
-	if e.Reason == ReasonFailed && strings.Contains(string(data), "returned no results") {
-		e.Message = b.peer.who() + " could not make the image (generate_image returned no results). With stable-diffusion.cpp this usually means it ran out of memory: try a smaller size or fewer images, and check its log."
-	}
-	return e
+	return b.peer.httpStatusError(status, data, openAIHint404)
 }
 
 // download fetches an image the server answered with a URL (LocalAI's
@@ -287,7 +282,10 @@ func (b *openAI) Models(ctx context.Context) ([]string, error) {
 		if b.opts.Model != "" {
 			return []string{b.opts.Model}, nil
 		}
-		return nil, b.peer.errorf(ReasonModelMissing, e, "does not list its models. Set model (or models) in its [[backends]] table.")
+		// The server answers, so it is up; with no model named anywhere,
+		// jobs for it fail at once as model_missing (the pool says to set
+		// model in its [[backends]] table) rather than wait for nothing.
+		return []string{}, nil
 	}
 	if e != nil {
 		return nil, e

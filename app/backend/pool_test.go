@@ -84,7 +84,7 @@ func TestPoolHealthDownAndBack(t *testing.T) {
 	if st.Healthy || st.DownSince.IsZero() || st.LastError == "" {
 		t.Fatalf("server without --api: status %+v, want down with an error", st)
 	}
-	if why, _ := p.Waiting("", "", ""); !strings.Contains(why, "backend gpu down since") || !strings.Contains(why, st.LastError) {
+	if why, _ := p.Waiting("", "", ""); !strings.Contains(why, "backend gpu down since") || !strings.Contains(why, strings.TrimSuffix(st.LastError, ".")) {
 		t.Errorf("Waiting = %q", why)
 	}
 	if _, ok := p.Acquire("", "", ""); ok {
@@ -177,5 +177,28 @@ func TestPoolCheckRequest(t *testing.T) {
 func TestNewPoolRefusesDuplicateNames(t *testing.T) {
 	if _, err := NewPool([]Backend{mustBuiltin(t, "x"), mustBuiltin(t, "x")}, nil, PoolOptions{}); app.ErrorCode(err) != app.EINVALID {
 		t.Errorf("NewPool with two x: %v", err)
+	}
+}
+
+// The pool's status says what a server that answers really has: its
+// models, the files it lacks, and no "not checked yet" once it was checked.
+func TestPoolStatusShowsWhatTheServerHas(t *testing.T) {
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{VAEs: []string{}})
+	c, err := NewComfyUI(Options{Name: "gpu0", Kind: KindComfyUI, URL: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPool(t, []Backend{c, mustBuiltin(t, "cpu")}, nil)
+	st := p.Status()
+	if !st[0].Healthy || st[0].State() != "missing files" || strings.Join(st[0].Missing, ",") != "ae.safetensors (VAE, in models/vae)" {
+		t.Errorf("ComfyUI without its VAE: %+v (%s)", st[0], st[0].State())
+	}
+	for _, s := range st {
+		if s.LastError == notCheckedYet {
+			t.Errorf("%s is %s but its last error is %q", s.Name, s.State(), s.LastError)
+		}
+	}
+	if st[1].State() != "healthy" {
+		t.Errorf("builtin: %s", st[1].State())
 	}
 }

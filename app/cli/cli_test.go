@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"zimage/app/backend/backendfake"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
 )
@@ -258,6 +259,17 @@ func TestDoctor(t *testing.T) {
 	code, out, _ = run(t, nil, "doctor", "--config", cfgFile)
 	if code == 0 || !strings.Contains(out, "FAIL backends") || !strings.Contains(out, "gpu0") {
 		t.Errorf("doctor with a dead backend: %d\n%s", code, out)
+	}
+
+	// A ComfyUI that answers but has no model files is not healthy: the
+	// doctor names each file the workflow needs and where it goes.
+	comfy := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Models: []string{}, CLIPs: []string{}, VAEs: []string{}})
+	cfgFile = writeFile(t, t.TempDir(), "z.toml", "[server]\ndata_dir = \""+t.TempDir()+"\"\n[[backends]]\nname = \"gpu0\"\nkind = \"comfyui\"\nurl = \""+comfy.URL+"\"\nslots = 1\ntimeout = \"1m\"\n")
+	code, out, _ = run(t, nil, "doctor", "--config", cfgFile)
+	for _, want := range []string{"FAIL backends", "gpu0", "lists no models", "ae.safetensors (VAE, in models/vae)", "qwen_3_4b.safetensors (text encoder"} {
+		if code == 0 || !strings.Contains(out, want) {
+			t.Errorf("doctor with a ComfyUI without model files: %d, want %q in\n%s", code, want, out)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"zimage/app/backend"
 	"zimage/app/certs"
 	"zimage/app/config"
 	"zimage/app/sqlite"
@@ -123,19 +124,27 @@ func doctorChecks(ctx context.Context, cfg config.Config, environ []string) []ch
 			if err != nil {
 				return false, errMessage(err)
 			}
+			// The same inspection as the running server's pool: answering is
+			// not enough, the server must have the files its jobs need.
 			var down []string
 			for _, b := range bs {
 				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				err := b.Health(hctx)
+				in, err := backend.Inspect(hctx, b)
 				cancel()
-				if err != nil {
+				switch {
+				case err != nil:
 					down = append(down, fmt.Sprintf("%s: %s", b.Name(), errMessage(err)))
+				case len(in.Models) == 0:
+					down = append(down, fmt.Sprintf("%s answers but lists no models: install one on the server, or set model in its [[backends]] table", b.Name()))
+				}
+				if len(in.Missing) > 0 {
+					down = append(down, fmt.Sprintf("%s lacks %s: put each file in that folder on the model server", b.Name(), strings.Join(in.Missing, ", ")))
 				}
 			}
 			if len(down) > 0 {
 				return false, strings.Join(down, "; ")
 			}
-			return true, fmt.Sprintf("%d backend(s) answer their health check", len(bs))
+			return true, fmt.Sprintf("%d backend(s) answer and have the models their jobs need", len(bs))
 		}},
 		{"tls", func() (bool, string) {
 			switch cfg.TLS.Mode {

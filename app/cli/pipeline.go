@@ -34,7 +34,7 @@ func startPipeline(ctx context.Context, cfg config.Config, db *sqlite.DB, keys *
 	if err != nil {
 		return nil, err
 	}
-	pool, err := backend.NewPool(bs, slots, backend.PoolOptions{})
+	pool, err := backend.NewPool(bs, slots, backend.PoolOptions{Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,8 @@ func buildBackends(cfg config.Config) ([]backend.Backend, map[string]int, error)
 	slots := map[string]int{}
 	for i, bc := range cfg.Backends {
 		o := backend.Options{Name: bc.Name, Kind: bc.Kind, URL: bc.URL, Slots: bc.Slots, Timeout: bc.Timeout.D(),
-			Model: bc.Model, Models: bc.Models, APIKey: bc.APIKey, WorkflowMap: bc.WorkflowMap}
+			StallTimeout: cfg.Queue.StallTimeout.D(),
+			Model:        bc.Model, Models: bc.Models, APIKey: bc.APIKey, WorkflowMap: bc.WorkflowMap}
 		if bc.Workflow != "" {
 			data, err := os.ReadFile(bc.Workflow)
 			if err != nil {

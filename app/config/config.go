@@ -102,6 +102,7 @@ type Queue struct {
 	MaxRunningPerUser int      `toml:"max_running_per_user"`
 	JobTimeout        Duration `toml:"job_timeout"`
 	WaitForBackend    Duration `toml:"wait_for_backend"`
+	StallTimeout      Duration `toml:"stall_timeout"`
 }
 
 type Generation struct {
@@ -197,6 +198,7 @@ func Default() Config {
 			MaxRunningPerUser: 1,
 			JobTimeout:        Duration(10 * 60e9),
 			WaitForBackend:    Duration(5 * 60e9),
+			StallTimeout:      Duration(60e9),
 		},
 		Generation: Generation{
 			MaxPixels:       2048 * 2048, // 4194304

@@ -275,6 +275,9 @@ func (c *Config) validateQueue(p *problems) {
 	if q.WaitForBackend.D() < time.Second {
 		p.add(bad("queue.wait_for_backend", q.WaitForBackend, "must be at least 1s"))
 	}
+	if q.StallTimeout.D() < time.Second {
+		p.add(bad("queue.stall_timeout", q.StallTimeout, "must be at least 1s"))
+	}
 }
 
 func (c *Config) validateGeneration(p *problems) {

@@ -15,11 +15,24 @@ type job struct {
 	enqueuedAt time.Time
 
 	// waitTold records that the owner was told the job waits for a
-	// backend to come up, so they are told once, not at every tick.
-	waitTold bool
-	running  bool
-	canceled bool // by its owner; the row is already final
-	cancel   func()
+	// backend to come up, so they are told once, not at every tick;
+	// waitSince is when that wait began, for the log.
+	waitTold  bool
+	waitSince time.Time
+	running   bool
+	canceled  bool // by its owner; the row is already final
+	cancel    func()
+	move      func() // stops the job so it can be retried elsewhere (a stall)
+	// stall says how the backend stopped reporting progress, while it has.
+	stall string
+
+	// For the log line of a failure: the backend and attempt of the latest
+	// start, and when it began. secrets holds what the person typed while
+	// the job runs, so no log line can carry it even if a server echoes it.
+	ranOn     string
+	attempt   int
+	startedAt time.Time
+	secrets   []string
 }
 
 // userQueue is one person's waiting jobs, oldest first, and their running

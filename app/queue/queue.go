@@ -49,6 +49,10 @@ const (
 	ReasonStorage     = "storage"     // the images could not be saved
 )
 
+// interruptedMessage is what a job that was running when Z Image stopped,
+// on its second attempt, ends with.
+const interruptedMessage = "Z Image restarted while this image was being made, twice, so it was stopped. Try again; if it keeps happening, the administrator should check Z Image's own log for crashes or restarts."
+
 // Options configure a Queue; app/cli fills them from [queue] and
 // [generation]. Zero values take the config defaults.
 type Options struct {
@@ -119,16 +123,17 @@ func New(db *sqlite.DB, pool *backend.Pool, sealer Sealer, sink Sink, opts Optio
 // in-memory index from the database, and starts scheduling. The pool should
 // be started first, so jobs do not wait for its first health check.
 func (q *Queue) Start(ctx context.Context) error {
-	recovered, err := q.db.RecoverGenerations(ctx, maxAttempts,
-		"The server stopped while this image was being made, twice. Try again; if it keeps happening, the administrator should check the backend's log.")
+	// The process that stopped is Z Image itself (a crash, a kill or a
+	// deploy), not the model server: the message must not send the
+	// administrator to the wrong log.
+	recovered, err := q.db.RecoverGenerations(ctx, maxAttempts, interruptedMessage)
 	if err != nil {
 		return err
 	}
 	for _, r := range recovered {
 		q.log.Warn("queue: recovered a generation left running", "generation", r.ID, "status", r.Status)
 		if r.Status == app.GenerationFailed {
-			q.hub.Publish(r.UserID, Event{Type: EventFailed, GenerationID: r.ID, Reason: ReasonInterrupted,
-				Message: "The server stopped while this image was being made."})
+			q.hub.Publish(r.UserID, Event{Type: EventFailed, GenerationID: r.ID, Reason: ReasonInterrupted, Message: interruptedMessage})
 		}
 	}
 	queued, err := q.db.QueuedGenerations(ctx)

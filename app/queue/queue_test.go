@@ -256,6 +256,26 @@ func a1111(t *testing.T, name string, fake *backendfake.A1111) backend.Backend {
 	return b
 }
 
+func comfyui(t *testing.T, name string, fake *backendfake.ComfyUI) backend.Backend {
+	t.Helper()
+	b, err := backend.NewComfyUI(backend.Options{Name: name, Kind: backend.KindComfyUI, URL: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// wantSentence checks that a message shown to people has no doubled
+// punctuation where two sentences were joined.
+func wantSentence(t *testing.T, msg string) {
+	t.Helper()
+	for _, bad := range []string{"?.", "..", ".;", ".)"} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("message has %q: %s", bad, msg)
+		}
+	}
+}
+
 func TestRetryOnceOnAnotherBackend(t *testing.T) {
 	dying := backendfake.NewA1111(t, backendfake.A1111Config{StepDelay: 10 * time.Millisecond, Fail: backendfake.A1111Die, FailAtStep: 2})
 	e := newEnv(t, []backend.Backend{a1111(t, "gpu", dying), builtin(t, "cpu", 0)}, nil, queue.Options{}, true)
@@ -303,9 +323,23 @@ func TestRetryThenFailWhenBothDie(t *testing.T) {
 }
 
 func TestWaitForBackendExpires(t *testing.T) {
-	fake := backendfake.NewA1111(t, backendfake.A1111Config{})
-	fake.Kill()
-	e := newEnv(t, []backend.Backend{a1111(t, "gpu", fake)}, nil, queue.Options{WaitForBackend: 300 * time.Millisecond}, true)
+	for _, kind := range []string{backend.KindA1111, backend.KindComfyUI} {
+		t.Run(kind, func(t *testing.T) { testWaitForBackendExpires(t, kind) })
+	}
+}
+
+func testWaitForBackendExpires(t *testing.T, kind string) {
+	var b backend.Backend
+	if kind == backend.KindComfyUI {
+		fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{})
+		fake.Kill()
+		b = comfyui(t, "gpu", fake)
+	} else {
+		fake := backendfake.NewA1111(t, backendfake.A1111Config{})
+		fake.Kill()
+		b = a1111(t, "gpu", fake)
+	}
+	e := newEnv(t, []backend.Backend{b}, nil, queue.Options{WaitForBackend: 300 * time.Millisecond}, true)
 	events, stop := e.q.Subscribe("alice")
 	defer stop()
 	g, _ := e.submit(t, "alice", params("nobody home"))
@@ -313,6 +347,7 @@ func TestWaitForBackendExpires(t *testing.T) {
 	waiting := false
 	for _, ev := range seen {
 		waiting = waiting || (ev.Type == queue.EventQueued && ev.Reason == queue.ReasonNoBackend && strings.Contains(ev.Message, "Waiting for a backend"))
+		wantSentence(t, ev.Message)
 	}
 	if !waiting {
 		t.Errorf("no 'waiting for a backend' event in %v", types(seen))

@@ -56,8 +56,14 @@ func TestRecoveryAfterRestart(t *testing.T) {
 			defer stop()
 			e.start(t)
 			seen := waitEvent(t, events, final(g.ID))
-			if last := seen[len(seen)-1]; last.Type != tt.wantEvent || last.Reason != tt.wantReason {
+			last := seen[len(seen)-1]
+			if last.Type != tt.wantEvent || last.Reason != tt.wantReason {
 				t.Errorf("final event %s/%s, want %s/%s", last.Type, last.Reason, tt.wantEvent, tt.wantReason)
+			}
+			// Z Image restarted, not the model server: the message says so
+			// and sends no one to the backend's log.
+			if tt.wantReason == queue.ReasonInterrupted && (!strings.Contains(last.Message, "Z Image restarted") || strings.Contains(last.Message, "backend")) {
+				t.Errorf("interrupted message %q should say Z Image restarted, not blame the backend", last.Message)
 			}
 			got, err := e.q.Get(ctx, "alice", g.ID)
 			if err != nil {

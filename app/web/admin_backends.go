@@ -11,6 +11,9 @@ type backendStatusJSON struct {
 	Name      string     `json:"name"`
 	Kind      string     `json:"kind"`
 	Healthy   bool       `json:"healthy"`
+	State     string     `json:"state"`             // healthy, down, no models, missing files, stalled
+	Missing   []string   `json:"missing,omitempty"` // files the server's jobs need and it lacks
+	Stalled   string     `json:"stalled,omitempty"`
 	Busy      int        `json:"busy"`
 	Slots     int        `json:"slots"`
 	DownSince *time.Time `json:"down_since,omitempty"`
@@ -27,7 +30,7 @@ func (s *Server) adminBackends(c echo.Context) error {
 		if models == nil {
 			models = []string{}
 		}
-		out = append(out, backendStatusJSON{Name: b.Name, Kind: b.Kind, Healthy: b.Healthy, Busy: b.Busy, Slots: b.Slots,
+		out = append(out, backendStatusJSON{Name: b.Name, Kind: b.Kind, Healthy: b.Healthy, State: b.State(), Missing: b.Missing, Stalled: b.Stalled, Busy: b.Busy, Slots: b.Slots,
 			DownSince: timePtr(b.DownSince), LastError: b.LastError, Models: models, NoAIModel: b.Kind == "builtin"})
 	}
 	st := s.queue.Stats()

@@ -177,7 +177,11 @@ type backendView struct {
 	Name, Kind, DownSince, LastError string
 	Healthy, NoAI                    bool
 	Busy, Slots                      int
-	Models                           []string
+	// State is the pool's word for it: healthy, down, no models, missing
+	// files or stalled; Missing and Stalled say what is wrong.
+	State, Stalled string
+	Models         []string
+	Missing        []string
 }
 
 type adminBackendsPage struct {
@@ -190,7 +194,8 @@ func (s *Server) adminBackendsView(c echo.Context) error {
 	d := adminBackendsPage{Queued: st.Queued, Running: st.Running, Users: st.Users}
 	for _, b := range s.queue.Pool().Status() {
 		v := backendView{Name: b.Name, Kind: b.Kind, Healthy: b.Healthy, NoAI: b.Kind == backend.KindBuiltin,
-			Busy: b.Busy, Slots: b.Slots, LastError: b.LastError, Models: b.Models}
+			Busy: b.Busy, Slots: b.Slots, LastError: b.LastError, Models: b.Models,
+			State: b.State(), Stalled: b.Stalled, Missing: b.Missing}
 		if !b.DownSince.IsZero() {
 			v.DownSince = when(b.DownSince)
 		}

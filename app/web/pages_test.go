@@ -537,6 +537,9 @@ func TestAdminPages(t *testing.T) {
 	}
 	if r := admin.do("GET", "/admin/backends", ""); !strings.Contains(r.Body.String(), "No AI model") || !strings.Contains(r.Body.String(), "builtin") {
 		t.Errorf("backends page: %s", r.Body)
+	} else if body := r.Body.String(); !strings.Contains(body, "healthy") || strings.Contains(body, "not checked yet") {
+		// A backend that passed its check has no "not checked yet" beside it.
+		t.Errorf("backends page shows a healthy backend as not checked yet: %s", body)
 	}
 	if r := admin.do("GET", "/admin/audit", ""); !strings.Contains(r.Body.String(), "signup") {
 		t.Errorf("audit page lacks the sign-ups: %s", r.Body)

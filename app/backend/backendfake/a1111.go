@@ -24,6 +24,7 @@ const (
 	A1111HTTP500   A1111Failure = "http500"    // 500 RuntimeError at FailAtStep
 	A1111Garbage   A1111Failure = "garbage"    // txt2img answers 200 with an HTML page
 	A1111BadBase64 A1111Failure = "bad_base64" // txt2img answers 200 with images that are not base64
+	A1111Truncated A1111Failure = "truncated"  // txt2img answers 200 with its JSON cut inside the first image, as a proxy with a body limit does
 	A1111Hang      A1111Failure = "hang"       // stops at FailAtStep until interrupted
 	A1111Die       A1111Failure = "die"        // the process dies at FailAtStep
 	A1111NoAPI     A1111Failure = "no_api"     // started without --api: every /sdapi route is 404
@@ -36,7 +37,7 @@ const A1111DefaultModel = "z_image_turbo_bf16.safetensors"
 type A1111Config struct {
 	StepDelay time.Duration // time per sampling step
 	LoadDelay time.Duration // model load before the first job after start
-	Models    []string      // checkpoint files; nil means A1111DefaultModel
+	Models    []string      // checkpoint files; nil means A1111DefaultModel, empty means none installed
 	Fail      A1111Failure
 	// FailAtStep is the sampling step (1-based) at which Fail strikes; 0 means 1.
 	FailAtStep int
@@ -87,7 +88,9 @@ func StartA1111(cfg A1111Config) (*A1111, error) {
 		return nil, err
 	}
 	f := &A1111{process: p, cfg: cfg, nextSeed: 1_000_000}
-	f.current = f.models()[0]
+	if ms := f.models(); len(ms) > 0 {
+		f.current = ms[0]
+	}
 	p.serve(f)
 	return f, nil
 }
@@ -117,7 +120,7 @@ func (f *A1111) config() A1111Config {
 }
 
 func (f *A1111) models() []string {
-	if len(f.cfg.Models) == 0 {
+	if f.cfg.Models == nil {
 		return []string{A1111DefaultModel}
 	}
 	return f.cfg.Models
@@ -170,7 +173,10 @@ func (f *A1111) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a1111JSON(w, http.StatusOK, list)
 	case route == "/sdapi/v1/options" && r.Method == http.MethodGet:
 		f.mu.Lock()
-		cur := a1111ModelEntry(f.current)["title"]
+		var cur any // null with no checkpoint loaded
+		if f.current != "" {
+			cur = a1111ModelEntry(f.current)["title"]
+		}
 		f.mu.Unlock()
 		format := f.config().SamplesFormat
 		if format == "" {
@@ -280,6 +286,14 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 	}
 	model := f.current
 	f.mu.Unlock()
+	if model == "" {
+		// sd_models.select_checkpoint with an empty models folder.
+		f.mu.Lock()
+		f.job = nil
+		f.mu.Unlock()
+		a1111Error(w, 500, "FileNotFoundError", "", "No checkpoints found. When searching for checkpoints, looked at: models/Stable-diffusion")
+		return
+	}
 	defer func() {
 		f.mu.Lock()
 		f.job = nil
@@ -343,6 +357,13 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 		return
 	}
 	count := max(req.BatchSize, 1) * max(req.NIter, 1)
+	if cfg.Fail == A1111Truncated {
+		img := base64.StdEncoding.EncodeToString(sdPNG(req.Seed, req.Width, req.Height))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"images": ["` + img[:len(img)/2]))
+		return
+	}
 	var images []string
 	var seeds []int64
 	first := 0

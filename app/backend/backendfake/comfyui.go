@@ -45,7 +45,9 @@ const (
 type ComfyUIConfig struct {
 	StepDelay time.Duration // time per sampler step
 	LoadDelay time.Duration // model load before the first prompt after start runs
-	Models    []string      // installed diffusion models (UNETLoader.unet_name); nil means ComfyDefaultUNet
+	Models    []string      // installed diffusion models (UNETLoader.unet_name); nil means ComfyDefaultUNet, empty none
+	CLIPs     []string      // installed text encoders (CLIPLoader.clip_name); nil means ComfyDefaultCLIP, empty none
+	VAEs      []string      // installed VAEs (VAELoader.vae_name); nil means ComfyDefaultVAE, empty none
 	Previews  bool          // send a binary preview frame after every step, as with --preview-method auto
 	Fail      ComfyFailure
 	// FailAtStep is the sampler step (1-based) at which Fail strikes; 0 means 1.

@@ -53,19 +53,24 @@ func comfyCombo(name string, options ...string) comfyInput {
 // comfyCatalogue lists the node classes the fake knows; loaders offer the
 // configured files.
 func comfyCatalogue(cfg ComfyUIConfig) map[string]comfyClass {
-	unets := cfg.Models
-	if unets == nil {
-		unets = []string{ComfyDefaultUNet}
+	orDefault := func(files []string, def string) []string {
+		if files == nil {
+			return []string{def}
+		}
+		return files
 	}
+	unets := orDefault(cfg.Models, ComfyDefaultUNet)
+	clips := orDefault(cfg.CLIPs, ComfyDefaultCLIP)
+	vaes := orDefault(cfg.VAEs, ComfyDefaultVAE)
 	samplers := []string{"euler", "euler_ancestral", "dpmpp_2m", "res_multistep", "lcm"}
 	schedulers := []string{"simple", "normal", "karras", "exponential", "sgm_uniform", "beta"}
 	return map[string]comfyClass{
 		"UNETLoader": {Display: "Load Diffusion Model", Category: "advanced/loaders", Output: []string{"MODEL"},
 			Required: []comfyInput{comfyCombo("unet_name", unets...), comfyCombo("weight_dtype", "default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")}},
 		"CLIPLoader": {Display: "Load CLIP", Category: "advanced/loaders", Output: []string{"CLIP"},
-			Required: []comfyInput{comfyCombo("clip_name", ComfyDefaultCLIP), comfyCombo("type", "stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image")}},
+			Required: []comfyInput{comfyCombo("clip_name", clips...), comfyCombo("type", "stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image")}},
 		"VAELoader": {Display: "Load VAE", Category: "loaders", Output: []string{"VAE"},
-			Required: []comfyInput{comfyCombo("vae_name", ComfyDefaultVAE)}},
+			Required: []comfyInput{comfyCombo("vae_name", vaes...)}},
 		"ModelSamplingAuraFlow": {Display: "ModelSamplingAuraFlow", Category: "advanced/model", Output: []string{"MODEL"},
 			Required: []comfyInput{comfyLink("model", "MODEL"), comfyFloat("shift", 1.73, 0, 100)}},
 		"CLIPTextEncode": {Display: "CLIP Text Encode (Prompt)", Category: "conditioning", Output: []string{"CONDITIONING"},
@@ -97,7 +102,11 @@ func (f *ComfyUI) objectInfo(only string) map[string]any {
 			order = append(order, in.Name)
 			switch in.Type {
 			case "COMBO":
-				required[in.Name] = []any{in.Options, map[string]any{}}
+				opts := in.Options
+				if opts == nil {
+					opts = []string{} // an empty models folder lists [], never null
+				}
+				required[in.Name] = []any{opts, map[string]any{}}
 			case "INT", "FLOAT":
 				required[in.Name] = []any{in.Type, map[string]any{"default": in.Default, "min": in.Min, "max": in.Max}}
 			case "STRING":
@@ -266,7 +275,9 @@ func comfyCheckValue(in comfyInput, v any) map[string]any {
 			}
 		}
 		list := fmt.Sprintf("(list of length %d)", len(in.Options))
-		if len(in.Options) <= 10 {
+		if len(in.Options) == 0 {
+			list = "[]"
+		} else if len(in.Options) <= 10 {
 			list = "['" + strings.Join(in.Options, "', '") + "']"
 		}
 		return comfyInputErr("value_not_in_list", "Value not in list", fmt.Sprintf("%s: '%s' not in %s", in.Name, s, list), in.Name, v)

@@ -58,7 +58,8 @@ type OpenAIConfig struct {
 	// make 2 s per image.
 	StepDelay time.Duration
 	LoadDelay time.Duration // model load before the first job after start
-	// Models are the served model ids; nil means the flavour's usual one.
+	// Models are the served model ids; nil means the flavour's usual one,
+	// empty means none (LocalAI with no model configured).
 	// sd-server always lists only "sd-cpp-local".
 	Models []string
 	APIKey string // when set, requests need "Authorization: Bearer APIKey"
@@ -140,7 +141,7 @@ func (c OpenAIConfig) models() []string {
 	switch {
 	case c.flavour() == OpenAISDCpp:
 		return []string{"sd-cpp-local"}
-	case len(c.Models) > 0:
+	case c.Models != nil:
 		return c.Models
 	case c.flavour() == OpenAIVLLM:
 		return []string{"Tongyi-MAI/Z-Image-Turbo"}
