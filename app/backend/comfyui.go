@@ -196,6 +196,21 @@ func comfyParseWorkflow(raw []byte) (comfyGraph, error) {
 	if len(top) == 0 {
 		return nil, errors.New(`the workflow has no nodes; export it from ComfyUI with "Export (API)"`)
 	}
+	return comfyDecodeNodes(top)
+}
+
+// comfyDecodeGraph reads the canonical graph NewComfyUI stored. It does not
+// look for a "prompt" wrapper or the editor format again: a node may well
+// have the id "prompt" or "nodes".
+func comfyDecodeGraph(raw []byte) (comfyGraph, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, err
+	}
+	return comfyDecodeNodes(top)
+}
+
+func comfyDecodeNodes(top map[string]json.RawMessage) (comfyGraph, error) {
 	graph := make(comfyGraph, len(top))
 	for id, rawNode := range top {
 		var n comfyNode
@@ -227,6 +242,7 @@ func comfyParseMap(m map[string]string, graph comfyGraph) (map[string]comfyTarge
 	}
 	sort.Strings(keys)
 	targets := make(map[string]comfyTarget, len(m))
+	takenBy := make(map[comfyTarget]string, len(m))
 	for _, key := range keys {
 		value := m[key]
 		if !slices.Contains(comfyParams, key) {
@@ -255,6 +271,12 @@ func comfyParseMap(m map[string]string, graph comfyGraph) (map[string]comfyTarge
 			return nil, fmt.Errorf("workflow_map.%s points at input %q of node %s (%s), which is linked to node %v; map it to an input that holds a value",
 				key, t.Input, t.Node, node.ClassType, link[0])
 		}
+		// Two parameters on one input would race: which one a job sends
+		// would depend on map order.
+		if other, ok := takenBy[t]; ok {
+			return nil, fmt.Errorf("workflow_map.%s and workflow_map.%s both point at %s; give each parameter its own input", other, key, t)
+		}
+		takenBy[t] = key
 		targets[key] = t
 	}
 	return targets, nil
@@ -358,7 +380,7 @@ func (c *comfyUI) generateOne(ctx context.Context, req Request, progress func(Pr
 // and guidance keep the workflow's own values: guidance 0 (no CFG, as
 // Z-Image-Turbo wants) is what ComfyUI expresses as the template's cfg 1.
 func (c *comfyUI) fill(req Request) (comfyGraph, string, error) {
-	graph, err := comfyParseWorkflow(c.workflow)
+	graph, err := comfyDecodeGraph(c.workflow)
 	if err != nil {
 		return nil, "", c.fail(ReasonFailed, err, "the workflow of backend %s cannot be read; check its workflow file", c.name)
 	}

@@ -144,6 +144,12 @@ func indexUnescaped(s, sub string, from int) int {
 }
 
 func safeURL(u string) bool {
+	// Browsers drop tabs and newlines inside an address and read "\" as
+	// "/", so "/\evil.example" and "/<tab>/evil.example" lead off-site like
+	// "//evil.example". No address of ours needs spaces, controls or "\".
+	if strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '\\' }) {
+		return false
+	}
 	lower := strings.ToLower(u)
 	for _, p := range []string{"https://", "http://", "mailto:"} {
 		if strings.HasPrefix(lower, p) {

@@ -39,10 +39,17 @@ func decodeJSON(c echo.Context, v any) error {
 		return app.Errorf(app.EINVALID, "The request body is empty; send a JSON object.")
 	case errors.As(err, &syn):
 		return app.Errorf(app.EINVALID, "The request body is not valid JSON (error at byte %d). Check quotes, commas and braces.", syn.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		// The body itself is a list, string or number, not an object.
+		return app.Errorf(app.EINVALID, "The request body is a JSON %s; send a JSON object ({…}) with the fields in the API documentation.", typ.Value)
 	case errors.As(err, &typ):
 		return &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("%s must be %s.", typ.Field, jsonTypeName(typ.Type.Kind().String())), Fields: map[string]string{typ.Field: "must be " + jsonTypeName(typ.Type.Kind().String())}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		if field == "" {
+			// {"": …} has no name to point at.
+			return app.Errorf(app.EINVALID, "The request body has a field with an empty name; check the field names in the API documentation.")
+		}
 		return &app.Error{Code: app.EINVALID, Message: fmt.Sprintf("Unknown field %q; check the field names in the API documentation.", field), Fields: map[string]string{field: "unknown field"}}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return app.Errorf(app.EINVALID, "The request body ends in the middle of the JSON; send the whole object.")

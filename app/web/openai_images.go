@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -54,12 +53,9 @@ func (s *Server) openAIGenerate(c echo.Context) error {
 		p.Model = ""
 	}
 	if req.Size != "" && req.Size != "auto" {
-		w, h, ok := strings.Cut(req.Size, "x")
-		var e1, e2 error
-		p.Width, e1 = strconv.Atoi(w)
-		p.Height, e2 = strconv.Atoi(h)
-		if !ok || e1 != nil || e2 != nil {
-			return &app.Error{Code: app.EINVALID, Message: `size must look like "1024x1024".`, Fields: map[string]string{"size": "must be WIDTHxHEIGHT"}}
+		var err error
+		if p.Width, p.Height, err = app.ParseSize("size", req.Size); err != nil {
+			return err
 		}
 	}
 	format := req.ResponseFormat

@@ -96,7 +96,7 @@ func (s *Server) generateForm(c echo.Context) error {
 			return err
 		}
 		p.Form = map[string]string{
-			"prompt": img.Prompt, "negative_prompt": img.NegativePrompt, "size": fmt.Sprintf("%dx%d", img.Width, img.Height),
+			"prompt": img.Prompt, "negative_prompt": img.NegativePrompt, "size": app.FormatSize(img.Width, img.Height),
 			"steps": strconv.Itoa(img.Steps), "count": "1", "seed": strconv.FormatInt(img.Seed, 10), "seed_lock": "1", "backend": img.Backend,
 		}
 		p.Flash = "Settings copied from the image; the seed is locked so you get the same picture."
@@ -130,11 +130,8 @@ func paramsFromForm(v map[string]string, defaultSteps int) (app.GenerationParams
 		Width: 1024, Height: 1024, Steps: defaultSteps, Guidance: 1, Seed: app.RandomSeed, Count: 1}
 	fields := app.FieldErrors{}
 	if size := v["size"]; size != "" {
-		w, h, ok := strings.Cut(size, "x")
-		var err1, err2 error
-		p.Width, err1 = strconv.Atoi(w)
-		p.Height, err2 = strconv.Atoi(h)
-		if !ok || err1 != nil || err2 != nil {
+		var err error
+		if p.Width, p.Height, err = app.ParseSize("size", size); err != nil {
 			fields.Add("size", "Pick one of the sizes.")
 		}
 	}
