@@ -38,8 +38,8 @@ func FuzzParseDuration(f *testing.F) {
 }
 
 // FuzzLoad feeds arbitrary files (and one environment override) to Load.
-// A refusal is always a *config.Error that names a key and what is allowed,
-// the form cli prints on one line; an accepted config is valid and survives
+// A refusal is always config.Errors, each naming a key (or a position in
+// the file) and what is allowed, the form cli prints a line each; an accepted config is valid and survives
 // being written out as TOML and loaded again unchanged.
 func FuzzLoad(f *testing.F) {
 	example, err := os.ReadFile(examplePath)
@@ -63,9 +63,17 @@ func FuzzLoad(f *testing.F) {
 		}
 		cfg, err := Load(path, []string{env})
 		if err != nil {
-			var ce *Error
-			if !errors.As(err, &ce) || ce.Key == "" || ce.Allowed == "" {
-				t.Fatalf("Load refused with %T %q; want a *config.Error naming the key and what is allowed", err, err)
+			// Every problem is a *config.Error that says what is allowed
+			// and names either the key or, for a file that is not TOML at
+			// all, where in the file it broke.
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("Load refused with %T %q; want config.Errors", err, err)
+			}
+			for _, ce := range es {
+				if ce.Allowed == "" || (ce.Key == "" && ce.Source == "") {
+					t.Fatalf("Load refused with %q; want each problem to name the key (or the file position) and what is allowed", ce)
+				}
 			}
 			return
 		}
