@@ -33,6 +33,9 @@ type Request struct {
 	Seed           int64
 	Count          int
 	Model          string // "" means the backend's default model
+	// Sampler and Scheduler name the server's own sampler and scheduler;
+	// "" means the model's recommended ones (the backend's defaults).
+	Sampler, Scheduler string
 }
 
 // Progress is reported while a job runs. Preview, when the server sends one,
@@ -55,6 +58,10 @@ type Image struct {
 type Result struct {
 	Images []Image
 	Model  string // the model that made them, as the server names it
+	// NotApplied lists the parameters of the Request the server could not
+	// apply, by their API names ("negative_prompt", "guidance", "steps",
+	// "seed"), so the image record does not claim them.
+	NotApplied []string
 	// Timings measured by the adapter.
 	Submitted, Finished time.Time
 }
