@@ -21,6 +21,11 @@ type a1111 struct {
 	opts      Options
 	client    *http.Client
 	pollEvery time.Duration
+
+	mu sync.Mutex
+	// noProgress is set once /sdapi/v1/progress answered 404: the server
+	// is sd-server, which has neither progress nor interrupt routes.
+	noProgress bool
 }
 
 // NewA1111 returns a backend for an AUTOMATIC1111-style server at o.URL.
@@ -117,25 +122,44 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 		return Result{}, b.peer.errorf(ReasonRejected, err, "could not be sent this request. Check the prompt for invalid characters.")
 	}
 
+	if e := b.peer.httpStopped(ctx, b.opts.Timeout); e != nil {
+		return Result{}, e // canceled before anything reached the server
+	}
 	progress(Progress{Step: 0, Steps: steps})
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { b.pollProgress(pollCtx, progress) })
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.peer.URL+"/sdapi/v1/txt2img", bytes.NewReader(payload))
+	// Closing our connection does not stop the job on either server: A1111
+	// is told to stop through /sdapi/v1/interrupt, after which txt2img
+	// answers early; sd-server has no such route and finishes the image.
+	// Either way the request is held until the server answers, so the slot
+	// stays busy while the server really is.
+	reqCtx, cancelReq := httpFinishOnCancel(ctx)
+	defer cancelReq()
+	answered := make(chan struct{})
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+			if b.canInterrupt(context.WithoutCancel(ctx)) {
+				b.interrupt()
+			}
+		case <-answered:
+		}
+	})
+	httpReq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, b.peer.URL+"/sdapi/v1/txt2img", bytes.NewReader(payload))
 	if err != nil {
+		close(answered)
 		stopPoll()
 		wg.Wait()
 		return Result{}, b.peer.errorf(ReasonRejected, err, "could not be sent this request. Check its url.")
 	}
 	httpReq.Header.Set("Content-Type", "application/json")
-	resp, data, e := b.peer.httpDo(ctx, b.opts.Timeout, b.client, httpReq, httpMaxBody)
+	resp, data, e := b.peer.httpDo(reqCtx, b.opts.Timeout, b.client, httpReq, httpMaxBody)
+	close(answered)
 	stopPoll()
 	wg.Wait()
-	if ctx.Err() != nil {
-		// Closing our connection does not stop an A1111 job: it would run on
-		// and hold the GPU. sd-server has no interrupt route; it answers 404.
-		b.interrupt()
-		return Result{}, b.peer.httpStopped(ctx, b.opts.Timeout)
+	if stopped := b.peer.httpStopped(ctx, b.opts.Timeout); stopped != nil {
+		return Result{}, stopped
 	}
 	if e != nil {
 		return Result{}, e
@@ -211,6 +235,7 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 		}
 		status, e := b.getJSON(ctx, "/sdapi/v1/progress?skip_current_image=false", &st)
 		if status == http.StatusNotFound {
+			b.setNoProgress()
 			return // sd-server: no progress route
 		}
 		if e != nil {
@@ -238,6 +263,37 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 			progress(p)
 		}
 	}
+}
+
+func (b *a1111) setNoProgress() {
+	b.mu.Lock()
+	b.noProgress = true
+	b.mu.Unlock()
+}
+
+// canInterrupt tells whether the server has /sdapi/v1/interrupt. sd-server
+// has neither it nor /sdapi/v1/progress: a GET of the progress route tells
+// them apart without posting an interrupt that would only answer 404.
+func (b *a1111) canInterrupt(ctx context.Context) bool {
+	b.mu.Lock()
+	known := b.noProgress
+	b.mu.Unlock()
+	if known {
+		return false
+	}
+	var st struct{}
+	if status, _ := b.getJSON(ctx, "/sdapi/v1/progress?skip_current_image=true", &st); status == http.StatusNotFound {
+		b.setNoProgress()
+		return false
+	}
+	return true
+}
+
+// FinishesOnCancel is true for sd-server, once it is known to be one.
+func (b *a1111) FinishesOnCancel() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.noProgress
 }
 
 // interrupt asks the server to stop its current job. It runs after our own

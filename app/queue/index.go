@@ -3,6 +3,8 @@ package queue
 import (
 	"slices"
 	"time"
+
+	"zimage/app/backend"
 )
 
 // job is what the queue keeps in memory for a queued or running generation.
@@ -20,6 +22,8 @@ type job struct {
 	running  bool
 	canceled bool // by its owner; the row is already final
 	cancel   func()
+	// on is the backend running it, nil while it waits.
+	on backend.Backend
 }
 
 // userQueue is one person's waiting jobs, oldest first, and their running

@@ -301,7 +301,14 @@ func (q *Queue) Cancel(ctx context.Context, userID, id string) (app.Generation, 
 	if g.Final() {
 		return g, app.Errorf(app.ECONFLICT, "This generation has already %s; there is nothing to cancel.", g.Status)
 	}
-	const msg = "Canceled at your request."
+	msg := "Canceled at your request."
+	q.mu.Lock()
+	if j := q.idx.jobs[id]; j != nil && j.userID == userID && j.running && finishesOnCancel(j.on) {
+		// The slot stays busy until the server is done, so jobs behind it
+		// wait: say why, rather than let the wait look like a hang.
+		msg += " " + j.on.Name() + " cannot stop an image it has started: the server will finish the current image before the next one starts."
+	}
+	q.mu.Unlock()
 	changed, err := q.db.FinishGeneration(ctx, userID, id, app.GenerationCanceled, backend.ReasonCanceled, msg)
 	if err != nil {
 		return g, err
@@ -325,6 +332,13 @@ func (q *Queue) Cancel(ctx context.Context, userID, id string) (app.Generation, 
 	q.hub.Publish(userID, Event{Type: EventCanceled, GenerationID: id, Reason: backend.ReasonCanceled, Message: msg})
 	q.nudge()
 	return q.Get(ctx, userID, id)
+}
+
+// finishesOnCancel reports whether b's server goes on with a job after it
+// was canceled.
+func finishesOnCancel(b backend.Backend) bool {
+	fc, ok := b.(backend.FinishesOnCancel)
+	return ok && fc.FinishesOnCancel()
 }
 
 // Stats is the queue at a glance, for admins and metrics.

@@ -397,3 +397,41 @@ func TestListNewestFirstWithPaging(t *testing.T) {
 		t.Fatalf("second page = %v, %v", second, err)
 	}
 }
+
+// TestCancelOnServerThatFinishesTheImage: sd-server cannot stop an image
+// once asked, so a cancel says the next image waits for it, and the next
+// job starts only when the server is really free.
+func TestCancelOnServerThatFinishesTheImage(t *testing.T) {
+	fake := backendfake.NewOpenAI(t, backendfake.OpenAIConfig{Flavour: backendfake.OpenAISDCpp, StepDelay: 20 * time.Millisecond})
+	b, err := backend.NewOpenAI(backend.Options{Name: "sdcpp", Kind: backend.KindOpenAI, URL: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, []backend.Backend{b}, nil, queue.Options{MaxRunningPerUser: 2}, true)
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	p := params("long")
+	p.Steps = 20
+	first, _ := e.submit(t, "alice", p)
+	waitEvent(t, events, is(queue.EventStarted, first.ID))
+	eventually(t, "the server is busy", fake.Busy)
+	g, err := e.q.Cancel(context.Background(), "alice", first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(g.ErrorMessage, "the server will finish the current image before the next one starts") {
+		t.Errorf("cancel message = %q", g.ErrorMessage)
+	}
+	p.Steps = 1
+	next, _ := e.submit(t, "alice", p)
+	waitEvent(t, events, is(queue.EventStarted, next.ID))
+	eventually(t, "the next request reaches the server", func() bool { return len(fake.Generations()) == 2 })
+	if fake.MaxConcurrent() > 1 {
+		t.Error("the next job was sent while the server was still making the canceled image")
+	}
+	waitEvent(t, events, final(next.ID))
+}
+
+func fakeFreeWhenSecondArrived(f *backendfake.OpenAI) bool {
+	return f.MaxConcurrent() <= 1
+}

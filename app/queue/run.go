@@ -74,6 +74,7 @@ func (q *Queue) placeJobs() int {
 			ctx, cancel := context.WithCancelCause(q.ctx)
 			ctx, cancelTimeout := context.WithTimeoutCause(ctx, q.opts.JobTimeout, errJobTimeout)
 			j.cancel = func() { cancel(context.Canceled); cancelTimeout() }
+			j.on = b
 			started++
 			q.running.Add(1)
 			go q.run(ctx, j, b)

@@ -271,11 +271,13 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 	}
 	model := f.current
 	f.mu.Unlock()
-	defer func() {
+	aw := &answerWriter{ResponseWriter: w, done: func() {
 		f.mu.Lock()
 		f.job = nil
 		f.mu.Unlock()
-	}()
+	}}
+	defer aw.once.Do(aw.done) // no answer at all (died)
+	w = aw
 	if needLoad && !f.sleep(cfg.LoadDelay, nil) {
 		return
 	}

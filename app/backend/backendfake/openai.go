@@ -95,6 +95,9 @@ type OpenAI struct {
 	loaded   bool
 	nextSeed int64
 	busy     int // generations running now, whether or not their client still waits
+	// inflight counts image requests not yet answered; maxInflight is its
+	// peak.
+	inflight, maxInflight int
 }
 
 // StartOpenAI starts a fake on 127.0.0.1 with a free port.
@@ -140,6 +143,15 @@ func (f *OpenAI) Busy() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.busy > 0
+}
+
+// MaxConcurrent is the most image requests the fake held unanswered at
+// once. The real servers make one image at a time and queue the rest, so a
+// client that waits for each answer never makes it more than 1.
+func (f *OpenAI) MaxConcurrent() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxInflight
 }
 
 func (c OpenAIConfig) flavour() OpenAIFlavour {
@@ -346,6 +358,21 @@ func sdcppExtraArgs(s string, req *OpenAIRequest) bool {
 }
 
 func (f *OpenAI) generate(w http.ResponseWriter, r *http.Request, cfg OpenAIConfig) {
+	f.mu.Lock()
+	f.inflight++
+	f.maxInflight = max(f.maxInflight, f.inflight)
+	f.mu.Unlock()
+	aw := &answerWriter{ResponseWriter: w}
+	aw.done = func() {
+		f.mu.Lock()
+		f.inflight--
+		if aw.generating {
+			f.busy--
+		}
+		f.mu.Unlock()
+	}
+	defer aw.once.Do(aw.done) // no answer at all (died, hung up)
+	w = aw
 	var body bytes.Buffer
 	_, _ = body.ReadFrom(r.Body)
 	req, _, perr := f.parse(body.Bytes(), cfg)
@@ -406,12 +433,8 @@ func (f *OpenAI) generate(w http.ResponseWriter, r *http.Request, cfg OpenAIConf
 	defer f.gen.Unlock()
 	f.mu.Lock()
 	f.busy++
+	aw.generating = true
 	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		f.busy--
-		f.mu.Unlock()
-	}()
 	f.mu.Lock()
 	needLoad := !f.loaded
 	f.loaded = true
