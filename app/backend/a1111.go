@@ -21,6 +21,7 @@ type a1111 struct {
 	opts      Options
 	client    *http.Client
 	pollEvery time.Duration
+	caps      capsCache
 
 	mu sync.Mutex
 	// noProgress is set once /sdapi/v1/progress answered 404: the server
@@ -62,6 +63,7 @@ type a1111Txt2Img struct {
 	// (protocols.md §5); "Euler" is a name A1111 knows and sd-server maps to
 	// its euler method.
 	SamplerName      string         `json:"sampler_name"`
+	Scheduler        string         `json:"scheduler,omitempty"`
 	SendImages       bool           `json:"send_images"`
 	SaveImages       bool           `json:"save_images"`
 	OverrideSettings map[string]any `json:"override_settings,omitempty"`
@@ -111,8 +113,11 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 	body := a1111Txt2Img{
 		Prompt: req.Prompt, NegativePrompt: req.NegativePrompt,
 		Width: req.Width, Height: req.Height, Steps: steps, CFGScale: cfg,
-		Seed: req.Seed, BatchSize: count, NIter: 1, SamplerName: "Euler",
+		Seed: req.Seed, BatchSize: count, NIter: 1, SamplerName: "Euler", Scheduler: req.Scheduler,
 		SendImages: true, SaveImages: false,
+	}
+	if req.Sampler != "" {
+		body.SamplerName = req.Sampler
 	}
 	if model != "" {
 		body.OverrideSettings = map[string]any{"sd_model_checkpoint": model}
@@ -140,10 +145,11 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 	wg.Go(func() {
 		select {
 		case <-ctx.Done():
-			if b.canInterrupt(context.WithoutCancel(ctx)) {
-				b.interrupt()
-			}
-		case <-answered:
+		case <-answered: // also when a timeout cut the request short
+		}
+		// reqCtx's deadline may fire a moment before ctx's own.
+		if (ctx.Err() != nil || reqCtx.Err() != nil) && b.canInterrupt(context.WithoutCancel(ctx)) {
+			b.interrupt()
 		}
 	})
 	httpReq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, b.peer.URL+"/sdapi/v1/txt2img", bytes.NewReader(payload))

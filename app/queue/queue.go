@@ -196,6 +196,9 @@ func (q *Queue) Submit(ctx context.Context, userID string, p app.GenerationParam
 	if err := q.pool.CheckRequest(p.Backend, p.Model); err != nil {
 		return app.Generation{}, 0, err
 	}
+	if _, err := q.pool.CheckParams(ctx, p.Backend, p.Model, paramCheck(p)); err != nil {
+		return app.Generation{}, 0, err
+	}
 	if p.Seed == app.RandomSeed {
 		n, err := rand.Int(rand.Reader, big.NewInt(app.MaxSeed+1))
 		if err != nil {
@@ -225,6 +228,20 @@ func (q *Queue) Submit(ctx context.Context, userID string, p app.GenerationParam
 	q.mu.Unlock()
 	q.nudge()
 	return rec.Generation, pos, nil
+}
+
+// NotApplied lists, by API name, the parameters of p that a backend which
+// could take it would not apply (a negative prompt on a Z-Image-Turbo
+// graph that zeroes it, guidance on LocalAI), so people are told before
+// the job runs. The job is still accepted; its images record only what was
+// applied.
+func (q *Queue) NotApplied(ctx context.Context, p app.GenerationParams) []string {
+	list, _ := q.pool.CheckParams(ctx, p.Backend, p.Model, paramCheck(p))
+	return list
+}
+
+func paramCheck(p app.GenerationParams) backend.ParamCheck {
+	return backend.ParamCheck{NegativePrompt: p.NegativePrompt != "", Guidance: p.Guidance, Sampler: p.Sampler, Scheduler: p.Scheduler}
 }
 
 // Get returns userID's generation id with its prompts opened, or ENOTFOUND

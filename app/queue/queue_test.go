@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -434,4 +435,35 @@ func TestCancelOnServerThatFinishesTheImage(t *testing.T) {
 
 func fakeFreeWhenSecondArrived(f *backendfake.OpenAI) bool {
 	return f.MaxConcurrent() <= 1
+}
+
+// TestSubmitChecksSamplerAndScheduler: a sampler the backend does not list
+// is refused at submit, naming those it has; one it lists is stored with
+// the generation and reaches the server.
+func TestSubmitChecksSamplerAndScheduler(t *testing.T) {
+	fake := backendfake.NewOpenAI(t, backendfake.OpenAIConfig{Flavour: backendfake.OpenAISDCpp})
+	b, err := backend.NewOpenAI(backend.Options{Name: "sdcpp", Kind: backend.KindOpenAI, URL: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, []backend.Backend{b}, nil, queue.Options{}, true)
+	p := params("fox")
+	p.Sampler = "Euler a"
+	_, _, err = e.q.Submit(context.Background(), "alice", p)
+	var ae *app.Error
+	if !errors.As(err, &ae) || ae.Code != app.EINVALID || !strings.Contains(ae.Fields["sampler"], "euler, euler_a") {
+		t.Fatalf("unknown sampler: %v", err)
+	}
+	p.Sampler, p.Scheduler = "euler_a", "karras"
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	g, _ := e.submit(t, "alice", p)
+	waitEvent(t, events, final(g.ID))
+	got, err := e.q.Get(context.Background(), "alice", g.ID)
+	if err != nil || got.Sampler != "euler_a" || got.Scheduler != "karras" {
+		t.Errorf("stored sampler %q scheduler %q (%v)", got.Sampler, got.Scheduler, err)
+	}
+	if r := fake.Generations(); len(r) != 1 || r[0].Sampler != "euler_a" || r[0].Scheduler != "karras" {
+		t.Errorf("server used %+v", r)
+	}
 }

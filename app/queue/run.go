@@ -205,7 +205,7 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 	q.hub.Publish(j.userID, Event{Type: EventStarted, GenerationID: j.id, Message: "Started on backend " + b.Name() + "."})
 
 	req := backend.Request{JobID: g.ID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Width: g.Width, Height: g.Height,
-		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model}
+		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model, Sampler: g.Sampler, Scheduler: g.Scheduler}
 	var last time.Time
 	res, err := b.Generate(ctx, req, func(p backend.Progress) {
 		final := p.Steps > 0 && p.Step >= p.Steps

@@ -23,6 +23,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateUsernameSealed,
 	migrateUserPrefs,
 	migrateImagesLifetimeIndex,
+	migrateGenerationsSamplerScheduler,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
