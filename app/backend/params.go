@@ -175,7 +175,9 @@ func (p *Pool) CheckParams(ctx context.Context, backend, model string, pc ParamC
 	p.mu.Lock()
 	var cands []Backend
 	for _, m := range p.members {
-		if m.candidate(backend, model) {
+		// A backend that is down is not asked: its answer could take the
+		// whole quick timeout, and its server judges the names itself.
+		if m.candidate(backend, model) && m.healthy {
 			cands = append(cands, m.b)
 		}
 	}
@@ -216,4 +218,31 @@ func checkName(f app.FieldErrors, backend, field, name string, have []string, ig
 	case have != nil && !slices.Contains(have, name):
 		f.Add(field, fmt.Sprintf("Backend %s has no %s %q. Choose one of: %s, or leave it empty for the model's recommended one.", backend, field, name, strings.Join(have, ", ")))
 	}
+}
+
+// Capabilities returns what each backend's server applies, by backend
+// name, for the generate form; a backend that cannot say now is left out.
+func (p *Pool) Capabilities(ctx context.Context) map[string]Capabilities {
+	p.mu.Lock()
+	var all []Backend
+	for _, m := range p.members {
+		if m.healthy {
+			all = append(all, m.b)
+		}
+	}
+	p.mu.Unlock()
+	out := map[string]Capabilities{}
+	for _, b := range all {
+		if cb, ok := b.(Capable); ok {
+			if caps, err := cb.Capabilities(ctx); err == nil {
+				out[b.Name()] = caps
+			}
+		}
+	}
+	return out
+}
+
+// Capabilities of the builtin renderer: it draws without a sampler.
+func (b *builtin) Capabilities(context.Context) (Capabilities, error) {
+	return Capabilities{Ignores: []string{"sampler", "scheduler"}}, nil
 }

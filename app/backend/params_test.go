@@ -22,6 +22,14 @@ func TestCheckParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	pool.Start(ctx) // only backends found healthy are asked
+	for _, st := range pool.Status() {
+		if !st.Healthy {
+			t.Fatalf("backend %s is down: %s", st.Name, st.LastError)
+		}
+	}
 	tests := []struct {
 		name       string
 		backend    string
