@@ -202,6 +202,13 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 	if res.Model == "" {
 		res.Model = model
 	}
+	if res.Model == "" {
+		// sd-server's info is "": it serves the one model it was started
+		// with, which its sd-models lists.
+		if models, _, e := b.listModels(ctx); e == nil && len(models) == 1 {
+			res.Model = a1111ModelLabel(models[0])
+		}
+	}
 	for i, s := range images {
 		img, ctype, e := b.peer.httpDecodeImage(s)
 		if e != nil {

@@ -324,3 +324,16 @@ func TestNewRejectsBadURLAndKind(t *testing.T) {
 		}
 	}
 }
+
+// TestSDServerSdapiRecordsModel: sd-server's txt2img info is "", so the
+// model comes from its sd-models list, never "".
+func TestSDServerSdapiRecordsModel(t *testing.T) {
+	fake := backendfake.NewA1111(t, backendfake.A1111Config{SDCpp: true, Models: []string{"z_image_turbo-Q4_K.gguf"}})
+	res, err := newTestA1111(t, fake.URL, nil).Generate(context.Background(), zreq, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Model != "z_image_turbo-Q4_K" {
+		t.Errorf("model = %q, want the one sd-server lists", res.Model)
+	}
+}

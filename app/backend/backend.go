@@ -147,7 +147,8 @@ type Options struct {
 	// Workflow is an API-format ComfyUI graph; nil means the embedded
 	// Z-Image-Turbo default. WorkflowMap says which node input takes each
 	// parameter: keys prompt, negative_prompt, seed, width, height, steps,
-	// cfg, batch_size, model; values "node_id.input_name".
+	// cfg, batch_size, model, sampler_name, scheduler; values
+	// "node_id.input_name".
 	Workflow    []byte
 	WorkflowMap map[string]string
 	// HTTPClient is used for every request; nil means a client with sane

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -35,5 +36,22 @@ func TestCreateGenerationChecksSampler(t *testing.T) {
 				t.Errorf("fields = %v, want %s explained", fields, tt.field)
 			}
 		})
+	}
+}
+
+// TestGenerateFormSampler: the form offers sampler and scheduler selects,
+// and a post without JavaScript gets the same refusal, beside the field.
+func TestGenerateFormSampler(t *testing.T) {
+	env := newAuthEnv(t, authOptionsForTest(), Options{})
+	alice := env.signup(t, "alice")
+	page := alice.do("GET", "/generate", "").Body.String()
+	for _, want := range []string{`<select id="sampler" name="sampler"`, `<select id="scheduler" name="scheduler"`, "Recommended for the model"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("generate page lacks %s", want)
+		}
+	}
+	r := alice.form("/generate", url.Values{"prompt": {"a fox"}, "size": {"512x512"}, "steps": {"1"}, "sampler": {"euler"}})
+	if r.Code != http.StatusBadRequest || !strings.Contains(r.Body.String(), "builtin does not let you choose the sampler") {
+		t.Errorf("form post with a sampler: %d, want 400 with the reason", r.Code)
 	}
 }
