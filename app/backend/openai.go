@@ -138,11 +138,11 @@ func openAIBody(d openAIDialect, req Request, model string) (openAIImageRequest,
 		body.Prompt = prompt + "<sd_cpp_extra_args>" + string(raw) + "</sd_cpp_extra_args>"
 	case dialectLocalAI:
 		body.Step, body.Seed = steps, seed
-		// LocalAI splits the prompt at its first "|": one in the prompt
-		// itself would turn the rest into a negative prompt.
+		// LocalAI splits the prompt on "|" and keeps the first two parts:
+		// a "|" of the person's own would move or cut their text.
 		body.Prompt = strings.ReplaceAll(req.Prompt, "|", "/")
 		if req.NegativePrompt != "" {
-			body.Prompt += "|" + req.NegativePrompt
+			body.Prompt += "|" + strings.ReplaceAll(req.NegativePrompt, "|", "/")
 		}
 		ignored = append(ignored, "guidance")
 	default:

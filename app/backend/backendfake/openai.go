@@ -262,8 +262,10 @@ func (f *OpenAI) parse(body []byte, cfg OpenAIConfig) (OpenAIRequest, map[string
 		if s, ok := num("seed"); ok {
 			req.Seed = int64(s)
 		}
-		if i := strings.Index(req.Prompt, "|"); i >= 0 {
-			req.Prompt, req.NegativePrompt = req.Prompt[:i], req.Prompt[i+1:]
+		// image.go: strings.Split(prompt, "|"), parts 0 and 1; the rest is
+		// dropped.
+		if parts := strings.Split(req.Prompt, "|"); len(parts) > 1 {
+			req.Prompt, req.NegativePrompt = parts[0], parts[1]
 		}
 	case OpenAIVLLM:
 		req.Steps = 50
