@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -45,6 +46,10 @@ type GenerationParams struct {
 	Backend string
 	// Model names the model to use; "" means the backend's default.
 	Model string
+	// Sampler and Scheduler name ones the backend's server lists; "" means
+	// the model's recommended ones (for Z-Image-Turbo on ComfyUI:
+	// res_multistep and simple). The queue checks them against the server.
+	Sampler, Scheduler string
 }
 
 // Generation is one request for images and its progress through the queue.
@@ -126,6 +131,12 @@ func (p GenerationParams) Validate(l GenerationLimits) error {
 	}
 	if len(p.Model) > maxNameLen || !utf8.ValidString(p.Model) {
 		f.Add("model", "The model name is not one this server has: leave it empty to use the backend's default.")
+	}
+	if len(p.Sampler) > maxNameLen || !utf8.ValidString(p.Sampler) || strings.ContainsFunc(p.Sampler, unicode.IsControl) {
+		f.Add("sampler", "The sampler name is not one this server has: leave it empty for the model's recommended one.")
+	}
+	if len(p.Scheduler) > maxNameLen || !utf8.ValidString(p.Scheduler) || strings.ContainsFunc(p.Scheduler, unicode.IsControl) {
+		f.Add("scheduler", "The scheduler name is not one this server has: leave it empty for the model's recommended one.")
 	}
 	return f.Err()
 }

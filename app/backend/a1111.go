@@ -21,6 +21,12 @@ type a1111 struct {
 	opts      Options
 	client    *http.Client
 	pollEvery time.Duration
+	caps      capsCache
+
+	mu sync.Mutex
+	// noProgress is set once /sdapi/v1/progress answered 404: the server
+	// is sd-server, which has neither progress nor interrupt routes.
+	noProgress bool
 }
 
 // NewA1111 returns a backend for an AUTOMATIC1111-style server at o.URL.
@@ -57,6 +63,7 @@ type a1111Txt2Img struct {
 	// (protocols.md §5); "Euler" is a name A1111 knows and sd-server maps to
 	// its euler method.
 	SamplerName      string         `json:"sampler_name"`
+	Scheduler        string         `json:"scheduler,omitempty"`
 	SendImages       bool           `json:"send_images"`
 	SaveImages       bool           `json:"save_images"`
 	OverrideSettings map[string]any `json:"override_settings,omitempty"`
@@ -106,8 +113,11 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 	body := a1111Txt2Img{
 		Prompt: req.Prompt, NegativePrompt: req.NegativePrompt,
 		Width: req.Width, Height: req.Height, Steps: steps, CFGScale: cfg,
-		Seed: req.Seed, BatchSize: count, NIter: 1, SamplerName: "Euler",
+		Seed: req.Seed, BatchSize: count, NIter: 1, SamplerName: "Euler", Scheduler: req.Scheduler,
 		SendImages: true, SaveImages: false,
+	}
+	if req.Sampler != "" {
+		body.SamplerName = req.Sampler
 	}
 	if model != "" {
 		body.OverrideSettings = map[string]any{"sd_model_checkpoint": model}
@@ -117,25 +127,45 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 		return Result{}, b.peer.errorf(ReasonRejected, err, "could not be sent this request. Check the prompt for invalid characters.")
 	}
 
+	if e := b.peer.httpStopped(ctx, b.opts.Timeout); e != nil {
+		return Result{}, e // canceled before anything reached the server
+	}
 	progress(Progress{Step: 0, Steps: steps})
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { b.pollProgress(pollCtx, progress) })
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.peer.URL+"/sdapi/v1/txt2img", bytes.NewReader(payload))
+	// Closing our connection does not stop the job on either server: A1111
+	// is told to stop through /sdapi/v1/interrupt, after which txt2img
+	// answers early; sd-server has no such route and finishes the image.
+	// Either way the request is held until the server answers, so the slot
+	// stays busy while the server really is.
+	reqCtx, cancelReq := httpFinishOnCancel(ctx)
+	defer cancelReq()
+	answered := make(chan struct{})
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-answered: // also when a timeout cut the request short
+		}
+		// reqCtx's deadline may fire a moment before ctx's own.
+		if (ctx.Err() != nil || reqCtx.Err() != nil) && b.canInterrupt(context.WithoutCancel(ctx)) {
+			b.interrupt()
+		}
+	})
+	httpReq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, b.peer.URL+"/sdapi/v1/txt2img", bytes.NewReader(payload))
 	if err != nil {
+		close(answered)
 		stopPoll()
 		wg.Wait()
 		return Result{}, b.peer.errorf(ReasonRejected, err, "could not be sent this request. Check its url.")
 	}
 	httpReq.Header.Set("Content-Type", "application/json")
-	resp, data, e := b.peer.httpDo(ctx, b.opts.Timeout, b.client, httpReq, httpMaxBody)
+	resp, data, e := b.peer.httpDo(reqCtx, b.opts.Timeout, b.client, httpReq, httpMaxBody)
+	close(answered)
 	stopPoll()
 	wg.Wait()
-	if ctx.Err() != nil {
-		// Closing our connection does not stop an A1111 job: it would run on
-		// and hold the GPU. sd-server has no interrupt route; it answers 404.
-		b.interrupt()
-		return Result{}, b.peer.httpStopped(ctx, b.opts.Timeout)
+	if stopped := b.peer.httpStopped(ctx, b.opts.Timeout); stopped != nil {
+		return Result{}, stopped
 	}
 	if e != nil {
 		return Result{}, e
@@ -171,6 +201,13 @@ func (b *a1111) Generate(ctx context.Context, req Request, progress func(Progres
 	res := Result{Model: info.SDModelName, Submitted: submitted}
 	if res.Model == "" {
 		res.Model = model
+	}
+	if res.Model == "" {
+		// sd-server's info is "": it serves the one model it was started
+		// with, which its sd-models lists.
+		if models, _, e := b.listModels(ctx); e == nil && len(models) == 1 {
+			res.Model = a1111ModelLabel(models[0])
+		}
 	}
 	for i, s := range images {
 		img, ctype, e := b.peer.httpDecodeImage(s)
@@ -224,6 +261,7 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 		}
 		status, e := b.getJSON(ctx, "/sdapi/v1/progress?skip_current_image=false", &st)
 		if status == http.StatusNotFound {
+			b.setNoProgress()
 			return // sd-server: no progress route
 		}
 		if e != nil {
@@ -253,6 +291,37 @@ func (b *a1111) pollProgress(ctx context.Context, progress func(Progress)) {
 			progress(p)
 		}
 	}
+}
+
+func (b *a1111) setNoProgress() {
+	b.mu.Lock()
+	b.noProgress = true
+	b.mu.Unlock()
+}
+
+// canInterrupt tells whether the server has /sdapi/v1/interrupt. sd-server
+// has neither it nor /sdapi/v1/progress: a GET of the progress route tells
+// them apart without posting an interrupt that would only answer 404.
+func (b *a1111) canInterrupt(ctx context.Context) bool {
+	b.mu.Lock()
+	known := b.noProgress
+	b.mu.Unlock()
+	if known {
+		return false
+	}
+	var st struct{}
+	if status, _ := b.getJSON(ctx, "/sdapi/v1/progress?skip_current_image=true", &st); status == http.StatusNotFound {
+		b.setNoProgress()
+		return false
+	}
+	return true
+}
+
+// FinishesOnCancel is true for sd-server, once it is known to be one.
+func (b *a1111) FinishesOnCancel() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.noProgress
 }
 
 // interrupt asks the server to stop its current job. It runs after our own

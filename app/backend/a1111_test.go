@@ -284,12 +284,38 @@ func TestA1111CancelInterruptsServer(t *testing.T) {
 	if n := fake.Requests()["POST /sdapi/v1/interrupt"]; n != 1 {
 		t.Fatalf("interrupt sent %d times, want 1", n)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for fake.Busy() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	if fake.Busy() {
+		t.Error("Generate returned while the server was still running the canceled job")
+	}
+	if b.FinishesOnCancel() {
+		t.Error("A1111 can be interrupted, yet the adapter says it finishes a canceled image")
+	}
+}
+
+// TestA1111CancelOnSDServer: sd-server's sdapi has no interrupt route, so
+// none is posted (it would answer 404), and Generate holds on until the
+// server has finished the canceled image.
+func TestA1111CancelOnSDServer(t *testing.T) {
+	fake := backendfake.NewA1111(t, backendfake.A1111Config{SDCpp: true, StepDelay: 20 * time.Millisecond})
+	b := newTestA1111(t, fake.URL, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for !fake.Busy() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := b.Generate(ctx, zreq, nil)
+	wantError(t, err, "gpu1", ReasonCanceled, "canceled")
+	if n := fake.Requests()["POST /sdapi/v1/interrupt"]; n != 0 {
+		t.Errorf("interrupt posted %d times to sd-server, which has no such route", n)
 	}
 	if fake.Busy() {
-		t.Error("the server is still running the canceled job")
+		t.Error("Generate returned while sd-server was still making the canceled image")
+	}
+	if !b.FinishesOnCancel() {
+		t.Error("the adapter does not say sd-server finishes a canceled image")
 	}
 }
 
@@ -328,5 +354,18 @@ func TestNewRejectsBadURLAndKind(t *testing.T) {
 		if err != nil || b.Kind() != k {
 			t.Errorf("New(%s) = %v, %v", k, b, err)
 		}
+	}
+}
+
+// TestSDServerSdapiRecordsModel: sd-server's txt2img info is "", so the
+// model comes from its sd-models list, never "".
+func TestSDServerSdapiRecordsModel(t *testing.T) {
+	fake := backendfake.NewA1111(t, backendfake.A1111Config{SDCpp: true, Models: []string{"z_image_turbo-Q4_K.gguf"}})
+	res, err := newTestA1111(t, fake.URL, nil).Generate(context.Background(), zreq, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Model != "z_image_turbo-Q4_K" {
+		t.Errorf("model = %q, want the one sd-server lists", res.Model)
 	}
 }

@@ -33,6 +33,9 @@ type Request struct {
 	Seed           int64
 	Count          int
 	Model          string // "" means the backend's default model
+	// Sampler and Scheduler name the server's own sampler and scheduler;
+	// "" means the model's recommended ones (the backend's defaults).
+	Sampler, Scheduler string
 }
 
 // Progress is reported while a job runs. Preview, when the server sends one,
@@ -60,6 +63,10 @@ type Image struct {
 type Result struct {
 	Images []Image
 	Model  string // the model that made them, as the server names it
+	// NotApplied lists the parameters of the Request the server could not
+	// apply, by their API names ("negative_prompt", "guidance", "steps",
+	// "seed"), so the image record does not claim them.
+	NotApplied []string
 	// Timings measured by the adapter.
 	Submitted, Finished time.Time
 }
@@ -151,7 +158,8 @@ type Options struct {
 	// Workflow is an API-format ComfyUI graph; nil means the embedded
 	// Z-Image-Turbo default. WorkflowMap says which node input takes each
 	// parameter: keys prompt, negative_prompt, seed, width, height, steps,
-	// cfg, batch_size, model; values "node_id.input_name".
+	// cfg, batch_size, model, sampler_name, scheduler; values
+	// "node_id.input_name".
 	Workflow    []byte
 	WorkflowMap map[string]string
 	// HTTPClient is used for every request; nil means a client with sane

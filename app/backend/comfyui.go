@@ -35,10 +35,15 @@ var comfyDefaultMap = map[string]string{
 	"height":     "13.height",
 	"batch_size": "13.batch_size",
 	"model":      "28.unet_name",
+	// The template's KSampler uses res_multistep and simple, the
+	// recommended pair for Z-Image-Turbo; they stay unless a person picks
+	// others.
+	"sampler_name": "3.sampler_name",
+	"scheduler":    "3.scheduler",
 }
 
 // comfyParams are the keys a WorkflowMap may use, in the order messages list them.
-var comfyParams = []string{"prompt", "negative_prompt", "seed", "width", "height", "steps", "cfg", "batch_size", "model"}
+var comfyParams = []string{"prompt", "negative_prompt", "seed", "width", "height", "steps", "cfg", "batch_size", "model", "sampler_name", "scheduler"}
 
 // comfyModelFolders names the folder under ComfyUI's models/ where a loader
 // input looks for its files, so a "model missing" message can say where to put it.
@@ -111,6 +116,7 @@ type comfyUI struct {
 	modelClass string // class_type of the node that takes the model, for /object_info
 	pollEvery  time.Duration
 	stall      time.Duration // Options.StallTimeout
+	caps       capsCache
 }
 
 // NewComfyUI returns an adapter for the ComfyUI server at o.URL. It checks
@@ -321,7 +327,7 @@ func (c *comfyUI) Generate(ctx context.Context, req Request, progress func(Progr
 			return Result{}, err
 		}
 		if i == 0 {
-			all.Submitted, all.Model = res.Submitted, res.Model
+			all.Submitted, all.Model, all.NotApplied = res.Submitted, res.Model, res.NotApplied
 		}
 		all.Images = append(all.Images, res.Images...)
 		all.Finished = res.Finished
@@ -351,6 +357,10 @@ func (c *comfyUI) generateOne(ctx context.Context, req Request, progress func(Pr
 		defer sock.close()
 	}
 	res := Result{Model: model, Submitted: time.Now()}
+	if _, ok := c.targets["negative_prompt"]; !ok && req.NegativePrompt != "" {
+		// The Turbo graph zeroes the negative conditioning.
+		res.NotApplied = []string{"negative_prompt"}
+	}
 	promptID, err = c.submit(job, graph, clientID, promptID)
 	if err != nil {
 		if job.Err() != nil {
@@ -408,6 +418,12 @@ func (c *comfyUI) fill(req Request) (comfyGraph, string, error) {
 	}
 	if model != "" {
 		values["model"] = model
+	}
+	if req.Sampler != "" {
+		values["sampler_name"] = req.Sampler
+	}
+	if req.Scheduler != "" {
+		values["scheduler"] = req.Scheduler
 	}
 	for key, t := range c.targets {
 		if v, ok := values[key]; ok {

@@ -22,8 +22,10 @@ type openAI struct {
 	opts   Options
 	client *http.Client
 
-	mu    sync.Mutex
-	sdcpp *bool // whether the server is sd-server, learnt from /v1/models
+	mu     sync.Mutex
+	known  bool // kind and served were learnt from /v1/models
+	kind   openAIDialect
+	served []string
 }
 
 // NewOpenAI returns a backend for an OpenAI-compatible image server at o.URL
@@ -45,15 +47,28 @@ func (b *openAI) Kind() string { return KindOpenAI }
 
 const openAIHint404 = "Check that the url is the server's base address (without /v1) and that it serves the OpenAI images API."
 
-// openAIImageRequest is the request body. Besides the OpenAI fields it
-// carries the extensions the local servers read; each ignores the others':
+// openAIDialect is which server answers, learnt from GET /v1/models: each
+// reads its own extensions of the OpenAI request, and sending one server's
+// extension to another can do harm (LocalAI's "positive|negative" prompt
+// would be drawn literally elsewhere).
+type openAIDialect string
+
+const (
+	dialectOpenAI  openAIDialect = "openai"    // api.openai.com: no extensions at all
+	dialectSDCpp   openAIDialect = "sd-server" // stable-diffusion.cpp: <sd_cpp_extra_args> in the prompt
+	dialectLocalAI openAIDialect = "localai"   // "positive|negative", step, seed
+	dialectVLLM    openAIDialect = "vllm-omni" // negative_prompt, num_inference_steps, guidance_scale, seed
+	dialectOther   openAIDialect = ""          // unknown: vllm-omni's fields, which others ignore
+)
+
+// openAIImageRequest is the request body: the OpenAI fields, then the
+// extensions the local servers read.
 //   - vllm-omni: negative_prompt, num_inference_steps, guidance_scale, seed.
-//   - LocalAI: step (its steps field) and seed. Its negative prompt would
-//     have to ride in the prompt after a "|", which other servers would
-//     draw literally; Z-Image-Turbo ignores negative prompts anyway.
+//   - LocalAI (core/schema/openai.go, endpoints/openai/image.go): step and
+//     seed; its negative prompt rides in the prompt after a "|". It has no
+//     guidance field: the model's YAML config sets cfg_scale.
 //   - sd-server reads none of them (nor model or response_format): its
-//     parameters go into the prompt inside <sd_cpp_extra_args>, added only
-//     when /v1/models says the server is sd-server.
+//     parameters go into the prompt inside <sd_cpp_extra_args>.
 //
 // OpenAI itself refuses unknown fields, so none are sent to api.openai.com.
 type openAIImageRequest struct {
@@ -69,17 +84,76 @@ type openAIImageRequest struct {
 	Step              int      `json:"step,omitempty"`
 }
 
-// openAISDCppArgs is the JSON inside <sd_cpp_extra_args>. Builds of
-// sd-server have read steps either flat or under sample_params; unknown keys
-// are ignored, so both are sent.
+// openAISDCppArgs is the JSON inside <sd_cpp_extra_args>, read by
+// SDGenerationParams::from_json_str (stable-diffusion.cpp
+// examples/common/common.cpp). It reads only known keys of the right type
+// and ignores the rest silently: steps and guidance live under
+// sample_params (a top-level "steps" or "cfg_scale" is dropped), integers
+// must be JSON integers, and an unknown sample_method or scheduler leaves
+// the server's default.
 type openAISDCppArgs struct {
-	NegativePrompt string  `json:"negative_prompt,omitempty"`
-	Seed           *int64  `json:"seed,omitempty"`
-	Steps          int     `json:"steps"`
-	CFGScale       float64 `json:"cfg_scale"`
-	SampleParams   struct {
-		SampleSteps int `json:"sample_steps"`
-	} `json:"sample_params"`
+	NegativePrompt string               `json:"negative_prompt,omitempty"`
+	Seed           *int64               `json:"seed,omitempty"`
+	SampleParams   openAISDCppSampleArg `json:"sample_params"`
+}
+
+type openAISDCppSampleArg struct {
+	SampleSteps  int    `json:"sample_steps"`
+	SampleMethod string `json:"sample_method,omitempty"`
+	Scheduler    string `json:"scheduler,omitempty"`
+	Guidance     struct {
+		TxtCfg float64 `json:"txt_cfg"`
+	} `json:"guidance"`
+}
+
+// openAIBody builds the request for dialect d and says which of the
+// person's parameters the server will not apply (by their API names).
+func openAIBody(d openAIDialect, req Request, model string) (openAIImageRequest, []string) {
+	steps := max(req.Steps, 1)
+	body := openAIImageRequest{
+		Model: model, Prompt: req.Prompt, N: max(req.Count, 1),
+		Size:           fmt.Sprintf("%dx%d", req.Width, req.Height),
+		ResponseFormat: "b64_json",
+	}
+	var seed *int64
+	if req.Seed >= 0 {
+		seed = &req.Seed
+	}
+	var ignored []string
+	switch d {
+	case dialectOpenAI:
+		ignored = append(ignored, "steps", "guidance", "seed")
+		if req.NegativePrompt != "" {
+			ignored = append(ignored, "negative_prompt")
+		}
+	case dialectSDCpp:
+		// Guidance 0 (Turbo's setting) and cfg 1 both mean "no CFG"; sd.cpp
+		// would take 0 literally.
+		args := openAISDCppArgs{NegativePrompt: req.NegativePrompt, Seed: seed}
+		args.SampleParams.SampleSteps = steps
+		args.SampleParams.Guidance.TxtCfg = max(req.Guidance, 1)
+		args.SampleParams.SampleMethod, args.SampleParams.Scheduler = req.Sampler, req.Scheduler
+		raw, _ := json.Marshal(args) // escapes < and >, so the tag cannot be closed early
+		prompt := strings.NewReplacer("<sd_cpp_extra_args>", "", "</sd_cpp_extra_args>", "").Replace(req.Prompt)
+		body.Prompt = prompt + "<sd_cpp_extra_args>" + string(raw) + "</sd_cpp_extra_args>"
+	case dialectLocalAI:
+		body.Step, body.Seed = steps, seed
+		// LocalAI splits the prompt on "|" and keeps the first two parts:
+		// a "|" of the person's own would move or cut their text.
+		body.Prompt = strings.ReplaceAll(req.Prompt, "|", "/")
+		if req.NegativePrompt != "" {
+			body.Prompt += "|" + strings.ReplaceAll(req.NegativePrompt, "|", "/")
+		}
+		ignored = append(ignored, "guidance")
+	default:
+		guidance := req.Guidance
+		body.NegativePrompt = req.NegativePrompt
+		body.NumInferenceSteps = steps
+		body.GuidanceScale = &guidance
+		body.Seed = seed
+		body.Step = steps
+	}
+	return body, ignored
 }
 
 func (b *openAI) Generate(ctx context.Context, req Request, progress func(Progress)) (Result, error) {
@@ -90,49 +164,46 @@ func (b *openAI) Generate(ctx context.Context, req Request, progress func(Progre
 	ctx, cancel := httpJobContext(ctx, b.opts.Timeout)
 	defer cancel()
 
-	model := req.Model
-	if model == "" {
-		model = b.opts.Model
+	requested := req.Model
+	if requested == "" {
+		requested = b.opts.Model
 	}
 	steps := max(req.Steps, 1)
-	count := max(req.Count, 1)
-	body := openAIImageRequest{
-		Model: model, Prompt: req.Prompt, N: count,
-		Size:           fmt.Sprintf("%dx%d", req.Width, req.Height),
-		ResponseFormat: "b64_json",
+	dialect, served := b.dialect(ctx)
+	model := requested
+	if model == "" && len(served) > 0 {
+		// The images API names no model in its answer: record the one the
+		// server lists first, the default Models reports too. It is not
+		// sent: LocalAI lists its chat models beside the image ones.
+		model = served[0]
 	}
-	var seed *int64
-	if req.Seed >= 0 {
-		seed = &req.Seed
-	}
-	if !strings.HasSuffix(strings.ToLower(b.base.Hostname()), "openai.com") {
-		guidance := req.Guidance
-		body.NegativePrompt = req.NegativePrompt
-		body.NumInferenceSteps = steps
-		body.GuidanceScale = &guidance
-		body.Seed = seed
-		body.Step = steps
-		if b.isSDCpp(ctx) {
-			args := openAISDCppArgs{NegativePrompt: req.NegativePrompt, Seed: seed, Steps: steps, CFGScale: max(req.Guidance, 1)}
-			args.SampleParams.SampleSteps = steps
-			raw, _ := json.Marshal(args) // escapes < and >, so the tag cannot be closed early
-			prompt := strings.NewReplacer("<sd_cpp_extra_args>", "", "</sd_cpp_extra_args>", "").Replace(req.Prompt)
-			body.Prompt = prompt + "<sd_cpp_extra_args>" + string(raw) + "</sd_cpp_extra_args>"
-		}
-	}
+	body, ignored := openAIBody(dialect, req, requested)
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return Result{}, b.peer.errorf(ReasonRejected, err, "could not be sent this request. Check the prompt for invalid characters.")
 	}
 
+	if e := b.peer.httpStopped(ctx, b.opts.Timeout); e != nil {
+		return Result{}, e // canceled before anything reached the server
+	}
 	progress(Progress{Step: 0, Steps: steps})
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.peer.URL+"/v1/images/generations", bytes.NewReader(payload))
+	// None of these servers stops an image when its client hangs up, and
+	// none has a route to stop one: a canceled job keeps its request (and
+	// so its slot) until the server answers, so the next job waits
+	// honestly instead of queueing silently behind an image nobody wants.
+	// Only the backend's timeout cuts it short.
+	reqCtx, cancelReq := httpFinishOnCancel(ctx)
+	defer cancelReq()
+	httpReq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, b.peer.URL+"/v1/images/generations", bytes.NewReader(payload))
 	if err != nil {
 		return Result{}, b.peer.errorf(ReasonRejected, err, "could not be sent this request. Check its url.")
 	}
 	httpReq.Header.Set("Content-Type", "application/json")
 	b.authorize(httpReq)
-	resp, data, e := b.peer.httpDo(ctx, b.opts.Timeout, b.client, httpReq, httpMaxBody)
+	resp, data, e := b.peer.httpDo(reqCtx, b.opts.Timeout, b.client, httpReq, httpMaxBody)
+	if stopped := b.peer.httpStopped(ctx, b.opts.Timeout); stopped != nil {
+		return Result{}, stopped
+	}
 	if e != nil {
 		return Result{}, e
 	}
@@ -151,7 +222,7 @@ func (b *openAI) Generate(ctx context.Context, req Request, progress func(Progre
 	if len(out.Data) == 0 {
 		return Result{}, b.peer.errorf(ReasonFailed, nil, "finished without returning any image. Check its log and try again.")
 	}
-	res := Result{Model: model, Submitted: submitted}
+	res := Result{Model: model, Submitted: submitted, NotApplied: ignored}
 	for i, d := range out.Data {
 		var img []byte
 		var ctype string
@@ -214,8 +285,26 @@ func (b *openAI) authorize(req *http.Request) {
 	}
 }
 
+// openAIModelEntry is one entry of GET /v1/models; the pointers tell a
+// missing field from an empty one.
+type openAIModelEntry struct {
+	ID      string  `json:"id"`
+	OwnedBy any     `json:"owned_by"`
+	Created *int64  `json:"created"`
+	Object  *string `json:"object"`
+}
+
 // listModels returns the ids of GET /v1/models and the HTTP status.
 func (b *openAI) listModels(ctx context.Context) ([]string, int, *Error) {
+	list, status, e := b.listModelEntries(ctx)
+	ids := make([]string, 0, len(list))
+	for _, m := range list {
+		ids = append(ids, m.ID)
+	}
+	return ids, status, e
+}
+
+func (b *openAI) listModelEntries(ctx context.Context) ([]openAIModelEntry, int, *Error) {
 	ctx, cancel := context.WithTimeout(ctx, httpQuickTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.peer.URL+"/v1/models", nil)
@@ -231,38 +320,49 @@ func (b *openAI) listModels(ctx context.Context) ([]string, int, *Error) {
 		return nil, resp.StatusCode, b.statusError(resp.StatusCode, data)
 	}
 	var out struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
+		Data []openAIModelEntry `json:"data"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		return nil, resp.StatusCode, b.peer.errorf(ReasonBadResponse, err, "answered /v1/models with something that is not OpenAI JSON. Check that the url points at the server's API.")
 	}
-	ids := make([]string, 0, len(out.Data))
-	for _, d := range out.Data {
-		ids = append(ids, d.ID)
-	}
-	return ids, resp.StatusCode, nil
+	return out.Data, resp.StatusCode, nil
 }
 
-// isSDCpp tells whether the server is sd-server, whose only model is named
-// "sd-cpp-local". The answer is kept once the server gave one.
-func (b *openAI) isSDCpp(ctx context.Context) bool {
+// dialect tells which server this is, and the model ids it lists. The
+// answer is kept once the server gave one (sd-server lists only
+// "sd-cpp-local"; vllm-omni's models are owned_by "vllm"; LocalAI's entries
+// carry only id and object).
+func (b *openAI) dialect(ctx context.Context) (openAIDialect, []string) {
+	if strings.HasSuffix(strings.ToLower(b.base.Hostname()), "openai.com") {
+		return dialectOpenAI, nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.sdcpp != nil {
-		return *b.sdcpp
+	if b.known {
+		return b.kind, b.served
 	}
-	ids, status, e := b.listModels(ctx)
+	list, status, e := b.listModelEntries(ctx)
 	if e != nil && status != http.StatusNotFound {
-		return false // ask again next time
+		return dialectOther, nil // ask again next time
 	}
-	is := false
-	for _, id := range ids {
-		is = is || id == "sd-cpp-local"
+	d := dialectOther
+	ids := make([]string, 0, len(list))
+	bare := len(list) > 0
+	for _, m := range list {
+		ids = append(ids, m.ID)
+		switch {
+		case m.ID == "sd-cpp-local":
+			d = dialectSDCpp
+		case m.OwnedBy == "vllm" && d == dialectOther:
+			d = dialectVLLM
+		}
+		bare = bare && m.OwnedBy == nil && m.Created == nil
 	}
-	b.sdcpp = &is
-	return is
+	if d == dialectOther && bare {
+		d = dialectLocalAI
+	}
+	b.known, b.kind, b.served = true, d, ids
+	return d, ids
 }
 
 func (b *openAI) Health(ctx context.Context) error {
@@ -299,3 +399,6 @@ func (b *openAI) Models(ctx context.Context) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// FinishesOnCancel: no OpenAI-style server can stop an image once asked.
+func (b *openAI) FinishesOnCancel() bool { return true }

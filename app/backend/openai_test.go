@@ -36,8 +36,8 @@ func TestOpenAIGenerate(t *testing.T) {
 		{name: "openai b64", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAIStrict}, model: "z-image-turbo"},
 		{name: "openai url", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAIStrict, AlwaysURL: true}},
 		{name: "localai url", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAILocalAI, AlwaysURL: true}, checkRq: func(t *testing.T, r backendfake.OpenAIRequest) {
-			if r.Steps != 8 || r.Seed != 7 || r.NegativePrompt != "" {
-				t.Errorf("LocalAI read steps %d seed %d negative %q", r.Steps, r.Seed, r.NegativePrompt)
+			if r.Steps != 8 || r.Seed != 7 || r.NegativePrompt != "blurry" || r.Prompt != zreq.Prompt {
+				t.Errorf("LocalAI read steps %d seed %d prompt %q negative %q", r.Steps, r.Seed, r.Prompt, r.NegativePrompt)
 			}
 		}},
 		{name: "localai b64", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAILocalAI}},
@@ -233,5 +233,85 @@ func BenchmarkOpenAIDirect(b *testing.B) {
 		if _, err := base64.StdEncoding.DecodeString(out.Data[0].B64JSON); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestOpenAIRecordsWhatWasApplied checks the model and the parameters an
+// image record may claim: the server's model when none was asked for, and
+// every parameter the dialect cannot carry listed as not applied.
+func TestOpenAIRecordsWhatWasApplied(t *testing.T) {
+	tests := []struct {
+		name           string
+		cfg            backendfake.OpenAIConfig
+		model          string
+		wantModel      string
+		wantNotApplied string
+		check          func(t *testing.T, r backendfake.OpenAIRequest)
+	}{
+		{name: "sd-server", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAISDCpp}, wantModel: "sd-cpp-local",
+			check: func(t *testing.T, r backendfake.OpenAIRequest) {
+				if r.Guidance != 4.5 || r.Steps != 8 || r.NegativePrompt != "blurry" || r.Sampler != "euler" || r.Scheduler != "simple" {
+					t.Errorf("sd-server applied %+v", r)
+				}
+			}},
+		{name: "localai", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAILocalAI, Models: []string{"z-image-turbo"}}, wantModel: "z-image-turbo", wantNotApplied: "guidance",
+			check: func(t *testing.T, r backendfake.OpenAIRequest) {
+				if r.Prompt != "a cat / a dog" || r.NegativePrompt != "blurry" {
+					t.Errorf("LocalAI read prompt %q negative %q", r.Prompt, r.NegativePrompt)
+				}
+			}},
+		{name: "vllm-omni asked model", cfg: backendfake.OpenAIConfig{Flavour: backendfake.OpenAIVLLM}, model: "Tongyi-MAI/Z-Image-Turbo", wantModel: "Tongyi-MAI/Z-Image-Turbo",
+			check: func(t *testing.T, r backendfake.OpenAIRequest) {
+				if r.Guidance != 4.5 || r.NegativePrompt != "blurry" {
+					t.Errorf("vllm-omni applied %+v", r)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := backendfake.NewOpenAI(t, tt.cfg)
+			b := newTestOpenAI(t, fake.URL, nil)
+			req := zreq
+			req.Prompt, req.NegativePrompt, req.Guidance, req.Model = "a cat | a dog", "blurry", 4.5, tt.model
+			req.Sampler, req.Scheduler = "euler", "simple"
+			res, err := b.Generate(context.Background(), req, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Model != tt.wantModel {
+				t.Errorf("model = %q, want %q", res.Model, tt.wantModel)
+			}
+			if got := strings.Join(res.NotApplied, ","); got != tt.wantNotApplied {
+				t.Errorf("not applied = %q, want %q", got, tt.wantNotApplied)
+			}
+			tt.check(t, fake.Generations()[0])
+		})
+	}
+}
+
+// TestOpenAICancelKeepsSlotUntilServerIsFree: the servers go on with an
+// image after a cancel, so Generate must not return (and free the slot)
+// before the server has finished it.
+func TestOpenAICancelKeepsSlotUntilServerIsFree(t *testing.T) {
+	for _, fl := range []backendfake.OpenAIFlavour{backendfake.OpenAISDCpp, backendfake.OpenAILocalAI, backendfake.OpenAIStrict} {
+		t.Run(string(fl), func(t *testing.T) {
+			fake := backendfake.NewOpenAI(t, backendfake.OpenAIConfig{Flavour: fl, StepDelay: 20 * time.Millisecond})
+			b := newTestOpenAI(t, fake.URL, nil)
+			if fc, ok := b.(FinishesOnCancel); !ok || !fc.FinishesOnCancel() {
+				t.Error("the openai adapter does not say the server finishes a canceled image")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				for !fake.Busy() {
+					time.Sleep(5 * time.Millisecond)
+				}
+				cancel()
+			}()
+			_, err := b.Generate(ctx, zreq, nil)
+			wantError(t, err, "local-ai", ReasonCanceled, "canceled")
+			if fake.Busy() {
+				t.Error("Generate returned while the server was still making the canceled image")
+			}
+		})
 	}
 }

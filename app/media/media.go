@@ -254,6 +254,10 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 	if model == "" {
 		model = g.Model
 	}
+	if slices.Contains(res.NotApplied, "negative_prompt") {
+		// The server did not use it: the record must not say it did.
+		g.NegativePrompt = ""
+	}
 	now := s.db.Now()
 	rows := make([]sqlite.ImageRow, 0, len(res.Images))
 	ids := make([]string, 0, len(res.Images))

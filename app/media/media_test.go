@@ -810,3 +810,35 @@ func userFiles(t *testing.T, e *testEnv, user string) []string {
 	})
 	return out
 }
+
+// TestSaveRecordsOnlyWhatWasApplied: a negative prompt the server did not
+// use (the Turbo graph zeroes it) is not claimed by the image record.
+func TestSaveRecordsOnlyWhatWasApplied(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t, Options{})
+	for _, tt := range []struct {
+		name, want string
+		notApplied []string
+	}{
+		{name: "applied", want: "blurry"},
+		{name: "not applied", notApplied: []string{"negative_prompt"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := testGeneration("gen-"+strings.ReplaceAll(tt.name, " ", "-"), "alice", "a fox")
+			g.NegativePrompt, g.Count = "blurry", 1
+			res := testResult(testPNG(t, 32, 32, 1))
+			res.NotApplied = tt.notApplied
+			ids, err := e.store.Save(ctx, g, res, SaveOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := e.store.Get(ctx, "alice", ids[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.NegativePrompt != tt.want {
+				t.Errorf("recorded negative prompt %q, want %q", img.NegativePrompt, tt.want)
+			}
+		})
+	}
+}

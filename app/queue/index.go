@@ -3,6 +3,8 @@ package queue
 import (
 	"slices"
 	"time"
+
+	"zimage/app/backend"
 )
 
 // job is what the queue keeps in memory for a queued or running generation.
@@ -33,6 +35,8 @@ type job struct {
 	attempt   int
 	startedAt time.Time
 	secrets   []string
+	// on is the backend running it, nil while it waits.
+	on backend.Backend
 }
 
 // userQueue is one person's waiting jobs, oldest first, and their running

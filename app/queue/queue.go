@@ -201,6 +201,9 @@ func (q *Queue) Submit(ctx context.Context, userID string, p app.GenerationParam
 	if err := q.pool.CheckRequest(p.Backend, p.Model); err != nil {
 		return app.Generation{}, 0, err
 	}
+	if _, err := q.pool.CheckParams(ctx, p.Backend, p.Model, paramCheck(p)); err != nil {
+		return app.Generation{}, 0, err
+	}
 	if p.Seed == app.RandomSeed {
 		n, err := rand.Int(rand.Reader, big.NewInt(app.MaxSeed+1))
 		if err != nil {
@@ -230,6 +233,20 @@ func (q *Queue) Submit(ctx context.Context, userID string, p app.GenerationParam
 	q.mu.Unlock()
 	q.nudge()
 	return rec.Generation, pos, nil
+}
+
+// NotApplied lists, by API name, the parameters of p that a backend which
+// could take it would not apply (a negative prompt on a Z-Image-Turbo
+// graph that zeroes it, guidance on LocalAI), so people are told before
+// the job runs. The job is still accepted; its images record only what was
+// applied.
+func (q *Queue) NotApplied(ctx context.Context, p app.GenerationParams) []string {
+	list, _ := q.pool.CheckParams(ctx, p.Backend, p.Model, paramCheck(p))
+	return list
+}
+
+func paramCheck(p app.GenerationParams) backend.ParamCheck {
+	return backend.ParamCheck{NegativePrompt: p.NegativePrompt != "", Guidance: p.Guidance, Sampler: p.Sampler, Scheduler: p.Scheduler}
 }
 
 // Get returns userID's generation id with its prompts opened, or ENOTFOUND
@@ -306,7 +323,14 @@ func (q *Queue) Cancel(ctx context.Context, userID, id string) (app.Generation, 
 	if g.Final() {
 		return g, app.Errorf(app.ECONFLICT, "This generation has already %s; there is nothing to cancel.", g.Status)
 	}
-	const msg = "Canceled at your request."
+	msg := "Canceled at your request."
+	q.mu.Lock()
+	if j := q.idx.jobs[id]; j != nil && j.userID == userID && j.running && finishesOnCancel(j.on) {
+		// The slot stays busy until the server is done, so jobs behind it
+		// wait: say why, rather than let the wait look like a hang.
+		msg += " " + j.on.Name() + " cannot stop an image it has started: the server will finish the current image before the next one starts."
+	}
+	q.mu.Unlock()
 	changed, err := q.db.FinishGeneration(ctx, userID, id, app.GenerationCanceled, backend.ReasonCanceled, msg)
 	if err != nil {
 		return g, err
@@ -330,6 +354,13 @@ func (q *Queue) Cancel(ctx context.Context, userID, id string) (app.Generation, 
 	q.hub.Publish(userID, Event{Type: EventCanceled, GenerationID: id, Reason: backend.ReasonCanceled, Message: msg})
 	q.nudge()
 	return q.Get(ctx, userID, id)
+}
+
+// finishesOnCancel reports whether b's server goes on with a job after it
+// was canceled.
+func finishesOnCancel(b backend.Backend) bool {
+	fc, ok := b.(backend.FinishesOnCancel)
+	return ok && fc.FinishesOnCancel()
 }
 
 // Stats is the queue at a glance, for admins and metrics.

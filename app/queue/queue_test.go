@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -430,5 +431,74 @@ func TestListNewestFirstWithPaging(t *testing.T) {
 	second, err := e.q.List(context.Background(), "alice", first[2].ID, 3)
 	if err != nil || len(second) != 2 || second[0].ID != ids[1] || second[1].ID != ids[0] {
 		t.Fatalf("second page = %v, %v", second, err)
+	}
+}
+
+// TestCancelOnServerThatFinishesTheImage: sd-server cannot stop an image
+// once asked, so a cancel says the next image waits for it, and the next
+// job starts only when the server is really free.
+func TestCancelOnServerThatFinishesTheImage(t *testing.T) {
+	fake := backendfake.NewOpenAI(t, backendfake.OpenAIConfig{Flavour: backendfake.OpenAISDCpp, StepDelay: 20 * time.Millisecond})
+	b, err := backend.NewOpenAI(backend.Options{Name: "sdcpp", Kind: backend.KindOpenAI, URL: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, []backend.Backend{b}, nil, queue.Options{MaxRunningPerUser: 2}, true)
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	p := params("long")
+	p.Steps = 20
+	first, _ := e.submit(t, "alice", p)
+	waitEvent(t, events, is(queue.EventStarted, first.ID))
+	eventually(t, "the server is busy", fake.Busy)
+	g, err := e.q.Cancel(context.Background(), "alice", first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(g.ErrorMessage, "the server will finish the current image before the next one starts") {
+		t.Errorf("cancel message = %q", g.ErrorMessage)
+	}
+	p.Steps = 1
+	next, _ := e.submit(t, "alice", p)
+	waitEvent(t, events, is(queue.EventStarted, next.ID))
+	eventually(t, "the next request reaches the server", func() bool { return len(fake.Generations()) == 2 })
+	if fake.MaxConcurrent() > 1 {
+		t.Error("the next job was sent while the server was still making the canceled image")
+	}
+	waitEvent(t, events, final(next.ID))
+}
+
+func fakeFreeWhenSecondArrived(f *backendfake.OpenAI) bool {
+	return f.MaxConcurrent() <= 1
+}
+
+// TestSubmitChecksSamplerAndScheduler: a sampler the backend does not list
+// is refused at submit, naming those it has; one it lists is stored with
+// the generation and reaches the server.
+func TestSubmitChecksSamplerAndScheduler(t *testing.T) {
+	fake := backendfake.NewOpenAI(t, backendfake.OpenAIConfig{Flavour: backendfake.OpenAISDCpp})
+	b, err := backend.NewOpenAI(backend.Options{Name: "sdcpp", Kind: backend.KindOpenAI, URL: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, []backend.Backend{b}, nil, queue.Options{}, true)
+	p := params("fox")
+	p.Sampler = "Euler a"
+	_, _, err = e.q.Submit(context.Background(), "alice", p)
+	var ae *app.Error
+	if !errors.As(err, &ae) || ae.Code != app.EINVALID || !strings.Contains(ae.Fields["sampler"], "euler, euler_a") {
+		t.Fatalf("unknown sampler: %v", err)
+	}
+	p.Sampler, p.Scheduler = "euler_a", "karras"
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	g, _ := e.submit(t, "alice", p)
+	waitEvent(t, events, final(g.ID))
+	got, err := e.q.Get(context.Background(), "alice", g.ID)
+	if err != nil || got.Sampler != "euler_a" || got.Scheduler != "karras" {
+		t.Errorf("stored sampler %q scheduler %q (%v)", got.Sampler, got.Scheduler, err)
+	}
+	if r := fake.Generations(); len(r) != 1 || r[0].Sampler != "euler_a" || r[0].Scheduler != "karras" {
+		t.Errorf("server used %+v", r)
 	}
 }

@@ -83,6 +83,7 @@ func (q *Queue) placeJobs() int {
 			ctx, cancelTimeout := context.WithTimeoutCause(ctx, q.opts.JobTimeout, errJobTimeout)
 			j.cancel = func() { cancel(context.Canceled); cancelTimeout() }
 			j.move = func() { cancel(errStalled) }
+			j.on = b
 			started++
 			q.running.Add(1)
 			go q.run(ctx, j, b)
@@ -279,7 +280,7 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 	q.hub.Publish(j.userID, Event{Type: EventStarted, GenerationID: j.id, Message: "Started on backend " + b.Name() + "."})
 
 	req := backend.Request{JobID: g.ID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Width: g.Width, Height: g.Height,
-		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model}
+		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model, Sampler: g.Sampler, Scheduler: g.Scheduler}
 	var last time.Time
 	reported := false // the backend reported progress in this job
 	res, err := b.Generate(ctx, req, func(p backend.Progress) {

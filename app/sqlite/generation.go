@@ -38,6 +38,16 @@ func migrateGenerations(tx *sql.Tx) error {
 	)
 }
 
+// migrateGenerationsSamplerScheduler adds the sampler and scheduler a
+// person chose (” means the model's recommended ones, the backend's
+// defaults).
+func migrateGenerationsSamplerScheduler(tx *sql.Tx) error {
+	return execAll(tx,
+		`ALTER TABLE generations ADD COLUMN sampler TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE generations ADD COLUMN scheduler TEXT NOT NULL DEFAULT ''`,
+	)
+}
+
 // GenerationRecord is a generation as stored: the prompts stay sealed here
 // (Prompt and NegativePrompt of Generation are empty), because sealing is
 // the queue's business and the store only moves bytes.
@@ -48,7 +58,8 @@ type GenerationRecord struct {
 }
 
 const generationColumns = `id, user_id, status, prompt, negative_prompt, width, height, steps, guidance, seed, count,
-	backend, model, assigned_backend, attempts, error_reason, error_message, created_at, started_at, finished_at`
+	backend, model, assigned_backend, attempts, error_reason, error_message, created_at, started_at, finished_at,
+	sampler, scheduler`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -58,7 +69,7 @@ func scanGeneration(s rowScanner) (GenerationRecord, error) {
 	g := &r.Generation
 	err := s.Scan(&g.ID, &g.UserID, &g.Status, &r.SealedPrompt, &r.SealedNegativePrompt, &g.Width, &g.Height,
 		&g.Steps, &g.Guidance, &g.Seed, &g.Count, &g.Backend, &g.Model, &g.AssignedBackend, &g.Attempts,
-		&g.ErrorReason, &g.ErrorMessage, &created, &started, &finished)
+		&g.ErrorReason, &g.ErrorMessage, &created, &started, &finished, &g.Sampler, &g.Scheduler)
 	g.CreatedAt, g.StartedAt, g.FinishedAt = fromMillis(created), fromMillis(started), fromMillis(finished)
 	return r, err
 }
@@ -87,9 +98,10 @@ func (db *DB) CreateGeneration(ctx context.Context, r *GenerationRecord, maxQueu
 		}
 		g := r.Generation
 		_, err := tx.ExecContext(ctx, `INSERT INTO generations (id, user_id, status, prompt, negative_prompt, width, height,
-			steps, guidance, seed, count, backend, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			steps, guidance, seed, count, backend, model, created_at, sampler, scheduler)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			g.ID, g.UserID, g.Status, r.SealedPrompt, r.SealedNegativePrompt, g.Width, g.Height,
-			g.Steps, g.Guidance, g.Seed, g.Count, g.Backend, g.Model, g.CreatedAt.UnixMilli())
+			g.Steps, g.Guidance, g.Seed, g.Count, g.Backend, g.Model, g.CreatedAt.UnixMilli(), g.Sampler, g.Scheduler)
 		return err
 	})
 	if app.ErrorCode(err) == app.ECONFLICT {

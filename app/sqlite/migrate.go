@@ -22,8 +22,9 @@ var migrations = []func(*sql.Tx) error{
 	migrateConsents,
 	migrateUsernameSealed,
 	migrateUserPrefs,
-	migrateImagesLifetimeIndex,     // 11: index on an image's lifetime (expires_at - created_at)
-	migrateSealSessionsAndKeyNames, // 12: sealed session device/place and API key names
+	migrateImagesLifetimeIndex,         // 11: index on an image's lifetime (expires_at - created_at)
+	migrateSealSessionsAndKeyNames,     // 12: sealed session device/place and API key names
+	migrateGenerationsSamplerScheduler, // 13: generations.sampler and scheduler
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -21,12 +21,15 @@ type generationRequest struct {
 	Count          *int     `json:"count"`
 	Backend        string   `json:"backend"`
 	Model          string   `json:"model"`
+	Sampler        string   `json:"sampler"`
+	Scheduler      string   `json:"scheduler"`
 }
 
 // params maps the request onto domain parameters, filling defaults.
 func (r generationRequest) params(defaultSteps int) app.GenerationParams {
 	p := app.GenerationParams{
 		Prompt: r.Prompt, NegativePrompt: r.NegativePrompt, Backend: r.Backend, Model: r.Model,
+		Sampler: r.Sampler, Scheduler: r.Scheduler,
 		Width: 1024, Height: 1024, Steps: defaultSteps, Guidance: 1, Seed: app.RandomSeed, Count: 1,
 	}
 	if r.Width != nil {
@@ -58,11 +61,15 @@ func (s *Server) createGeneration(c echo.Context) error {
 		return err
 	}
 	u := currentUser(c).User
-	g, pos, err := s.queue.Submit(c.Request().Context(), u.ID, req.params(s.opts.DefaultSteps))
+	params := req.params(s.opts.DefaultSteps)
+	g, pos, err := s.queue.Submit(c.Request().Context(), u.ID, params)
 	if err != nil {
 		return err
 	}
 	s.recordUsage(c, app.UsageGeneration)
 	c.Response().Header().Set("Location", "/api/v1/generations/"+g.ID)
-	return c.JSON(http.StatusAccepted, toGenerationJSON(g, pos, nil))
+	j := toGenerationJSON(g, pos, nil)
+	// Said before the job runs: the images will not claim these.
+	j.NotApplied = s.queue.NotApplied(c.Request().Context(), params)
+	return c.JSON(http.StatusAccepted, j)
 }

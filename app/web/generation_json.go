@@ -21,6 +21,8 @@ type generationJSON struct {
 	Count           int        `json:"count"`
 	Backend         string     `json:"backend,omitempty"`
 	Model           string     `json:"model,omitempty"`
+	Sampler         string     `json:"sampler,omitempty"`
+	Scheduler       string     `json:"scheduler,omitempty"`
 	AssignedBackend string     `json:"assigned_backend,omitempty"`
 	Attempts        int        `json:"attempts"`
 	Error           *jobError  `json:"error,omitempty"`
@@ -28,6 +30,9 @@ type generationJSON struct {
 	CreatedAt       time.Time  `json:"created_at"`
 	StartedAt       *time.Time `json:"started_at,omitempty"`
 	FinishedAt      *time.Time `json:"finished_at,omitempty"`
+	// NotApplied, in the answer to a create, lists parameters a backend
+	// that may take the job would not apply.
+	NotApplied []string `json:"not_applied,omitempty"`
 }
 
 type jobError struct {
@@ -46,7 +51,7 @@ func toGenerationJSON(g app.Generation, position int, imageIDs []string) generat
 	j := generationJSON{
 		ID: g.ID, Status: g.Status, Position: position, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt,
 		Width: g.Width, Height: g.Height, Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count,
-		Backend: g.Backend, Model: g.Model, AssignedBackend: g.AssignedBackend, Attempts: g.Attempts,
+		Backend: g.Backend, Model: g.Model, Sampler: g.Sampler, Scheduler: g.Scheduler, AssignedBackend: g.AssignedBackend, Attempts: g.Attempts,
 		ImageIDs: imageIDs, CreatedAt: g.CreatedAt, StartedAt: timePtr(g.StartedAt), FinishedAt: timePtr(g.FinishedAt),
 	}
 	if j.ImageIDs == nil {

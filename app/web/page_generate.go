@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -39,12 +40,22 @@ type jobView struct {
 	ImageIDs                   []string
 }
 
+// nameGroup is one backend's sampler or scheduler names, for a select.
+type nameGroup struct {
+	Backend string
+	Names   []string
+}
+
 type generatePage struct {
 	MaxPrompt, MaxSteps, MaxCount int
 	Sizes                         []sizeOption
 	Backends                      []backendOption
 	Jobs                          []jobView
 	NoAI                          bool
+	// Samplers and Schedulers are what each backend's server lists;
+	// NoNegative names the backends that would not apply a negative prompt.
+	Samplers, Schedulers []nameGroup
+	NoNegative           []string
 }
 
 func (s *Server) generatePageData(c echo.Context, userID string) generatePage {
@@ -55,6 +66,22 @@ func (s *Server) generatePageData(c echo.Context, userID string) generatePage {
 		d.Backends = append(d.Backends, backendOption{Name: b.Name, Healthy: b.Healthy, NoAI: noAI})
 	}
 	ctx := c.Request().Context()
+	caps := s.queue.Pool().Capabilities(ctx)
+	for _, b := range d.Backends {
+		bc, ok := caps[b.Name]
+		if !ok {
+			continue
+		}
+		if len(bc.Samplers) > 0 {
+			d.Samplers = append(d.Samplers, nameGroup{b.Name, bc.Samplers})
+		}
+		if len(bc.Schedulers) > 0 {
+			d.Schedulers = append(d.Schedulers, nameGroup{b.Name, bc.Schedulers})
+		}
+		if slices.Contains(bc.Ignores, "negative_prompt") {
+			d.NoNegative = append(d.NoNegative, b.Name)
+		}
+	}
 	gens, err := s.queue.List(ctx, userID, "", 10)
 	if err != nil {
 		s.log.Warn("generate page: list generations", "err", err)
@@ -107,7 +134,7 @@ func (s *Server) generateForm(c echo.Context) error {
 // generateSubmit is the form post for browsers without JavaScript.
 func (s *Server) generateSubmit(c echo.Context) error {
 	u := currentUser(c).User
-	values := formValues(c, "prompt", "negative_prompt", "size", "steps", "count", "seed", "seed_lock", "backend")
+	values := formValues(c, "prompt", "negative_prompt", "size", "steps", "count", "seed", "seed_lock", "backend", "sampler", "scheduler")
 	params, err := paramsFromForm(values, s.opts.DefaultSteps)
 	if err == nil {
 		_, _, err = s.queue.Submit(c.Request().Context(), u.ID, params)
@@ -127,6 +154,7 @@ func (s *Server) generateSubmit(c echo.Context) error {
 // reported per field.
 func paramsFromForm(v map[string]string, defaultSteps int) (app.GenerationParams, error) {
 	p := app.GenerationParams{Prompt: v["prompt"], NegativePrompt: v["negative_prompt"], Backend: v["backend"],
+		Sampler: v["sampler"], Scheduler: v["scheduler"],
 		Width: 1024, Height: 1024, Steps: defaultSteps, Guidance: 1, Seed: app.RandomSeed, Count: 1}
 	fields := app.FieldErrors{}
 	if size := v["size"]; size != "" {

@@ -277,6 +277,8 @@
     };
     if (fd.get("guidance")) body.guidance = Number(fd.get("guidance"));
     if (fd.get("backend")) body.backend = fd.get("backend");
+    if (fd.get("sampler")) body.sampler = fd.get("sampler");
+    if (fd.get("scheduler")) body.scheduler = fd.get("scheduler");
     try {
       const r = await fetch("/api/v1/generations", {
         method: "POST", credentials: "same-origin",

@@ -163,6 +163,31 @@ func (f *A1111) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.mu.Unlock()
 		a1111JSON(w, http.StatusOK, map[string]any{})
+	case route == "/sdapi/v1/samplers" && r.Method == http.MethodGet:
+		list := []map[string]any{}
+		if cfg.SDCpp {
+			// routes_sdapi.cpp: "default", then sd.cpp's own names.
+			for _, n := range append([]string{"default"}, sdcppSampleMethods...) {
+				list = append(list, map[string]any{"name": n, "aliases": []string{n}, "options": map[string]any{}})
+			}
+		} else {
+			for _, n := range a1111Samplers {
+				list = append(list, map[string]any{"name": n, "aliases": []string{"k_" + strings.ToLower(n)}, "options": map[string]any{}})
+			}
+		}
+		a1111JSON(w, http.StatusOK, list)
+	case route == "/sdapi/v1/schedulers" && r.Method == http.MethodGet:
+		list := []map[string]any{}
+		if cfg.SDCpp {
+			for _, n := range append([]string{"default"}, sdcppSchedulers...) {
+				list = append(list, map[string]any{"name": n, "label": n})
+			}
+		} else {
+			for _, n := range a1111Schedulers {
+				list = append(list, map[string]any{"name": n, "label": strings.ToUpper(n[:1]) + n[1:], "aliases": nil, "default_rho": -1, "need_inner_model": false})
+			}
+		}
+		a1111JSON(w, http.StatusOK, list)
 	case route == "/sdapi/v1/sd-models" && r.Method == http.MethodGet:
 		f.mu.Lock()
 		list := []map[string]any{}
@@ -219,6 +244,9 @@ type a1111Request struct {
 }
 
 var a1111Samplers = []string{"DPM++ 2M", "DPM++ SDE", "Euler a", "Euler", "LMS", "Heun", "DPM2", "DDIM", "UniPC", "LCM"}
+
+// a1111Schedulers are modules/sd_schedulers.py's names (A1111 1.9+).
+var a1111Schedulers = []string{"automatic", "uniform", "karras", "exponential", "polyexponential", "sgm_uniform", "kl_optimal", "align_your_steps", "simple", "normal", "ddim", "beta"}
 
 func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config) {
 	var raw map[string]any
@@ -294,11 +322,13 @@ func (f *A1111) txt2img(w http.ResponseWriter, r *http.Request, cfg A1111Config)
 		a1111Error(w, 500, "FileNotFoundError", "", "No checkpoints found. When searching for checkpoints, looked at: models/Stable-diffusion")
 		return
 	}
-	defer func() {
+	aw := &answerWriter{ResponseWriter: w, done: func() {
 		f.mu.Lock()
 		f.job = nil
 		f.mu.Unlock()
-	}()
+	}}
+	defer aw.once.Do(aw.done) // no answer at all (died)
+	w = aw
 	if needLoad && !f.sleep(cfg.LoadDelay, nil) {
 		return
 	}

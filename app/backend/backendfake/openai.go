@@ -76,9 +76,12 @@ type OpenAIRequest struct {
 	Model, Prompt, NegativePrompt, Size, ResponseFormat string
 	N, Steps                                            int
 	Seed                                                int64
-	Guidance                                            float64
-	Authorization                                       string
-	Raw                                                 map[string]any
+	// Sampler and Scheduler are what the server would use; "" is its
+	// default (sd-server: sample_method and scheduler in sample_params).
+	Sampler, Scheduler string
+	Guidance           float64
+	Authorization      string
+	Raw                map[string]any
 }
 
 // OpenAI is a fake OpenAI-compatible image server on a loopback port.
@@ -92,6 +95,10 @@ type OpenAI struct {
 	files    map[string][]byte
 	loaded   bool
 	nextSeed int64
+	busy     int // generations running now, whether or not their client still waits
+	// inflight counts image requests not yet answered; maxInflight is its
+	// peak.
+	inflight, maxInflight int
 }
 
 // StartOpenAI starts a fake on 127.0.0.1 with a free port.
@@ -130,6 +137,24 @@ func (f *OpenAI) Generations() []OpenAIRequest {
 	return append([]OpenAIRequest(nil), f.seen...)
 }
 
+// Busy reports whether the fake is making an image now. Like the real
+// servers, it goes on when its client hangs up: none of them stops work
+// for a closed connection.
+func (f *OpenAI) Busy() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.busy > 0
+}
+
+// MaxConcurrent is the most image requests the fake held unanswered at
+// once. The real servers make one image at a time and queue the rest, so a
+// client that waits for each answer never makes it more than 1.
+func (f *OpenAI) MaxConcurrent() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxInflight
+}
+
 func (c OpenAIConfig) flavour() OpenAIFlavour {
 	if c.Flavour == "" {
 		return OpenAIStrict
@@ -166,11 +191,17 @@ func (f *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/v1/models" && r.Method == http.MethodGet && !cfg.NoModelsRoute:
 		var data []map[string]any
 		for _, m := range cfg.models() {
-			owner := "local"
-			if cfg.flavour() == OpenAIVLLM {
-				owner = "vllm"
+			switch cfg.flavour() {
+			case OpenAILocalAI:
+				// LocalAI's schema.OpenAIModel has only these two fields.
+				data = append(data, map[string]any{"id": m, "object": "model"})
+			case OpenAIVLLM:
+				data = append(data, map[string]any{"id": m, "object": "model", "created": 1765600000, "owned_by": "vllm"})
+			case OpenAISDCpp:
+				data = append(data, map[string]any{"id": m, "object": "model", "owned_by": "local"})
+			default:
+				data = append(data, map[string]any{"id": m, "object": "model", "created": 1698785189, "owned_by": "system"})
 			}
-			data = append(data, map[string]any{"id": m, "object": "model", "owned_by": owner})
 		}
 		oaJSON(w, 200, map[string]any{"object": "list", "data": data})
 	case isFile && r.Method == http.MethodGet:
@@ -232,8 +263,10 @@ func (f *OpenAI) parse(body []byte, cfg OpenAIConfig) (OpenAIRequest, map[string
 		if s, ok := num("seed"); ok {
 			req.Seed = int64(s)
 		}
-		if i := strings.Index(req.Prompt, "|"); i >= 0 {
-			req.Prompt, req.NegativePrompt = req.Prompt[:i], req.Prompt[i+1:]
+		// image.go: strings.Split(prompt, "|"), parts 0 and 1; the rest is
+		// dropped.
+		if parts := strings.Split(req.Prompt, "|"); len(parts) > 1 {
+			req.Prompt, req.NegativePrompt = parts[0], parts[1]
 		}
 	case OpenAIVLLM:
 		req.Steps = 50
@@ -248,36 +281,101 @@ func (f *OpenAI) parse(body []byte, cfg OpenAIConfig) (OpenAIRequest, map[string
 			req.Guidance = g
 		}
 	case OpenAISDCpp:
-		req.Steps = 20
+		// sd-server's defaults (its CLI's: 20 steps, cfg 7, random seed);
+		// only what <sd_cpp_extra_args> sets changes them.
+		req.Steps, req.Guidance = 20, 7
 		if m := oaExtraArgs.FindStringSubmatch(req.Prompt); m != nil {
 			req.Prompt = oaExtraArgs.ReplaceAllString(req.Prompt, "")
-			var args struct {
-				NegativePrompt *string  `json:"negative_prompt"`
-				Seed           *int64   `json:"seed"`
-				Steps          *int     `json:"steps"`
-				CFGScale       *float64 `json:"cfg_scale"`
-			}
-			if json.Unmarshal([]byte(m[1]), &args) != nil {
+			if !sdcppExtraArgs(m[1], &req) {
 				return req, raw, "invalid sd_cpp_extra_args"
-			}
-			if args.NegativePrompt != nil {
-				req.NegativePrompt = *args.NegativePrompt
-			}
-			if args.Seed != nil {
-				req.Seed = *args.Seed
-			}
-			if args.Steps != nil {
-				req.Steps = *args.Steps
-			}
-			if args.CFGScale != nil {
-				req.Guidance = *args.CFGScale
 			}
 		}
 	}
 	return req, raw, ""
 }
 
+// sdcppSampleMethods and sdcppSchedulers are stable-diffusion.cpp's names
+// (src/stable-diffusion.cpp sample_method_to_str, scheduler_to_str; its
+// str_to_scheduler also takes "normal").
+var (
+	sdcppSampleMethods = []string{"euler", "euler_a", "heun", "dpm2", "dpm++2s_a", "dpm++2m", "dpm++2mv2", "ipndm", "ipndm_v",
+		"lcm", "ddim_trailing", "tcd", "res_multistep", "res_2s", "er_sde", "euler_cfg_pp", "euler_a_cfg_pp", "euler_ge",
+		"dpm++2m_sde", "dpm++2m_sde_bt", "lms"}
+	sdcppSchedulers = []string{"discrete", "karras", "exponential", "ays", "gits", "sgm_uniform", "simple", "smoothstep",
+		"kl_optimal", "lcm", "bong_tangent", "ltx2", "logit_normal", "flux2", "flux", "beta", "normal"}
+)
+
+// sdcppExtraArgs reads the JSON inside <sd_cpp_extra_args> as sd-server's
+// SDGenerationParams::from_json_str does (examples/common/common.cpp): only
+// known keys of the right JSON type count, anything else is silently
+// ignored — top-level "steps" or "cfg_scale" included — and an unknown
+// sample_method or scheduler leaves the default. It fails only on JSON that
+// does not parse.
+func sdcppExtraArgs(s string, req *OpenAIRequest) bool {
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	var j map[string]any
+	if d.Decode(&j) != nil {
+		return false
+	}
+	integer := func(v any) (int64, bool) {
+		n, ok := v.(json.Number)
+		if !ok || strings.ContainsAny(string(n), ".eE") { // nlohmann's is_number_integer
+			return 0, false
+		}
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	number := func(v any) (float64, bool) {
+		n, ok := v.(json.Number)
+		if !ok {
+			return 0, false
+		}
+		f, err := n.Float64()
+		return f, err == nil
+	}
+	if s, ok := j["negative_prompt"].(string); ok {
+		req.NegativePrompt = s
+	}
+	if s, ok := j["prompt"].(string); ok {
+		req.Prompt = s
+	}
+	if i, ok := integer(j["seed"]); ok {
+		req.Seed = i
+	}
+	sp, _ := j["sample_params"].(map[string]any)
+	if i, ok := integer(sp["sample_steps"]); ok {
+		req.Steps = int(i)
+	}
+	if m, ok := sp["sample_method"].(string); ok && a1111Has(sdcppSampleMethods, m) {
+		req.Sampler = m
+	}
+	if m, ok := sp["scheduler"].(string); ok && a1111Has(sdcppSchedulers, m) {
+		req.Scheduler = m
+	}
+	g, _ := sp["guidance"].(map[string]any)
+	if f, ok := number(g["txt_cfg"]); ok {
+		req.Guidance = f
+	}
+	return true
+}
+
 func (f *OpenAI) generate(w http.ResponseWriter, r *http.Request, cfg OpenAIConfig) {
+	f.mu.Lock()
+	f.inflight++
+	f.maxInflight = max(f.maxInflight, f.inflight)
+	f.mu.Unlock()
+	aw := &answerWriter{ResponseWriter: w}
+	aw.done = func() {
+		f.mu.Lock()
+		f.inflight--
+		if aw.generating {
+			f.busy--
+		}
+		f.mu.Unlock()
+	}
+	defer aw.once.Do(aw.done) // no answer at all (died, hung up)
+	w = aw
 	var body bytes.Buffer
 	_, _ = body.ReadFrom(r.Body)
 	req, _, perr := f.parse(body.Bytes(), cfg)
@@ -336,6 +434,10 @@ func (f *OpenAI) generate(w http.ResponseWriter, r *http.Request, cfg OpenAIConf
 	// for one GPU.
 	f.gen.Lock()
 	defer f.gen.Unlock()
+	f.mu.Lock()
+	f.busy++
+	aw.generating = true
+	f.mu.Unlock()
 	f.mu.Lock()
 	needLoad := !f.loaded
 	f.loaded = true

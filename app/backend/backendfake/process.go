@@ -68,3 +68,23 @@ func (p *process) Requests() map[string]int {
 	}
 	return out
 }
+
+// answerWriter calls done once, just before the first byte of the answer
+// goes out, so a fake stops counting itself busy before its client can
+// see the answer (as a real server has finished its work by then).
+type answerWriter struct {
+	http.ResponseWriter
+	once       sync.Once
+	done       func()
+	generating bool // for the fake's own use in done
+}
+
+func (w *answerWriter) WriteHeader(code int) {
+	w.once.Do(w.done)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *answerWriter) Write(b []byte) (int, error) {
+	w.once.Do(w.done)
+	return w.ResponseWriter.Write(b)
+}
