@@ -310,7 +310,7 @@ func (c *comfyUI) generateOne(ctx context.Context, req Request, progress func(Pr
 		}
 		return Result{}, err
 	}
-	entry, err := c.wait(job, req, promptID, sock, progress)
+	entry, err := c.wait(job, req, promptID, len(graph), sock, progress)
 	if err != nil {
 		if job.Err() != nil {
 			return Result{}, c.stopped(ctx, job, promptID)

@@ -173,7 +173,10 @@ type comfyExecError struct {
 // wait follows the job until /history holds its result. The websocket only
 // tells us when to look: the history entry is written after
 // execution_success is sent, so the entry, not the event, is the result.
-func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *comfySocket, progress func(Progress)) (*comfyHistory, error) {
+//
+// nodes is the size of the submitted graph: a workflow without a sampler
+// reports its progress as nodes finished out of nodes.
+func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, nodes int, sock *comfySocket, progress func(Progress)) (*comfyHistory, error) {
 	var (
 		events <-chan comfyEvent
 		tick   <-chan time.Time
@@ -241,17 +244,18 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 				continue
 			}
 			switch ev.Type {
-			case "progress":
-				var p struct{ Value, Max int }
-				// Builds before 2024 sent progress without a prompt_id; on our
-				// own client_id it can only be ours.
-				if json.Unmarshal(ev.Data, &p) == nil && p.Max > 0 {
-					last = Progress{Step: p.Value, Steps: p.Max}
+			case "progress_state", "progress":
+				// Builds since 0.3.44 send progress_state, then the step's
+				// preview, then progress for the same step; older ones send
+				// progress, then the preview. Each step is reported once.
+				if p, ok := c.stepOf(ev, nodes); ok && (p.Step != last.Step || p.Steps != last.Steps) {
+					last = p
 					progress(last)
 				}
 			case "preview":
 				// Event-1 previews carry no prompt_id; this socket's client_id
-				// is ours alone, so they are ours.
+				// is ours alone, so they are ours. A preview before any step
+				// (Steps 0) is still worth showing.
 				progress(Progress{Step: last.Step, Steps: last.Steps, Preview: ev.Preview, PreviewType: ev.PreviewType})
 			case "execution_error", "execution_interrupted":
 				if ev.PromptID == promptID {
@@ -271,6 +275,44 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 			}
 		}
 	}
+}
+
+// stepOf reads the step a progress or progress_state event reports. The
+// sampler's steps win: a node running with more than one step is the
+// sampler (value/max). A workflow the map gives no steps input has no
+// sampler; its progress is the count of finished nodes.
+func (c *comfyUI) stepOf(ev comfyEvent, nodes int) (Progress, bool) {
+	if ev.Type == "progress" {
+		var p struct{ Value, Max int }
+		// Builds before 2024 sent progress without a prompt_id; on our own
+		// client_id it can only be ours.
+		if json.Unmarshal(ev.Data, &p) != nil || p.Max <= 0 {
+			return Progress{}, false
+		}
+		return Progress{Step: p.Value, Steps: p.Max}, true
+	}
+	var d struct {
+		Nodes map[string]struct {
+			Value, Max float64
+			State      string
+		} `json:"nodes"`
+	}
+	if json.Unmarshal(ev.Data, &d) != nil {
+		return Progress{}, false
+	}
+	finished := 0
+	for _, n := range d.Nodes {
+		if n.State == "running" && n.Max > 1 {
+			return Progress{Step: int(n.Value), Steps: int(n.Max)}, true
+		}
+		if n.State == "finished" {
+			finished++
+		}
+	}
+	if _, sampler := c.targets["steps"]; sampler || nodes <= 0 || finished == 0 {
+		return Progress{}, false
+	}
+	return Progress{Step: min(finished, nodes), Steps: nodes}, true
 }
 
 // history returns the prompt's entry, or nil while it is still queued or

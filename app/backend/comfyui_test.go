@@ -567,3 +567,37 @@ func rawComfyJob(b *testing.B, base string, graph comfyGraph) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 }
+
+// TestComfyUIProgressEachStepOnce: newer builds send progress_state, then
+// the step's preview, then progress; older ones progress, then the
+// preview. Either way each step is reported once, and every preview
+// carries its own step, not the one before.
+func TestComfyUIProgressEachStepOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		old  bool
+	}{{"with progress_state", false}, {"before progress_state", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Previews: true, OldProgress: tt.old})
+			c := newComfyTest(t, fake, nil)
+			var steps, previews []int
+			_, err := c.Generate(context.Background(), comfyRequest(512, 512, 1), func(p Progress) {
+				if p.Preview != nil {
+					previews = append(previews, p.Step)
+					return
+				}
+				steps = append(steps, p.Step)
+			})
+			if err != nil {
+				t.Fatalf("Generate: %v", err)
+			}
+			want := []int{1, 2, 3, 4, 5, 6, 7, 8}
+			if !slices.Equal(steps, want) {
+				t.Errorf("steps reported %v, want %v", steps, want)
+			}
+			if !slices.Equal(previews, want) {
+				t.Errorf("previews carried steps %v, want %v", previews, want)
+			}
+		})
+	}
+}

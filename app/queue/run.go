@@ -16,10 +16,6 @@ var (
 	errStopping   = errors.New("queue: stopping")
 )
 
-// progressEvery throttles progress events to about ten a second per job;
-// the last step always goes out.
-const progressEvery = 100 * time.Millisecond
-
 // schedule places jobs whenever something may have changed: a submit, a
 // cancel, a freed slot, a backend's health. On a slower beat it does the
 // upkeep that costs a pass over every queued job: failing jobs that waited
@@ -205,16 +201,11 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 
 	req := backend.Request{JobID: g.ID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Width: g.Width, Height: g.Height,
 		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model}
-	var last time.Time
+	gate := progressGate{now: time.Now}
 	res, err := b.Generate(ctx, req, func(p backend.Progress) {
-		final := p.Steps > 0 && p.Step >= p.Steps
-		if now := time.Now(); final || now.Sub(last) >= progressEvery {
-			last = now
-			q.hub.Publish(j.userID, Event{Type: EventProgress, GenerationID: j.id, Step: p.Step, Steps: p.Steps})
-			if len(p.Preview) > 0 {
-				q.hub.Publish(j.userID, Event{Type: EventPreview, GenerationID: j.id, Step: p.Step, Steps: p.Steps,
-					Preview: p.Preview, PreviewType: p.PreviewType})
-			}
+		for _, e := range gate.events(p) {
+			e.GenerationID = j.id
+			q.hub.Publish(j.userID, e)
 		}
 	})
 	release() // the backend is free for the next job while we store the images

@@ -50,6 +50,10 @@ type ComfyUIConfig struct {
 	Fail      ComfyFailure
 	// FailAtStep is the sampler step (1-based) at which Fail strikes; 0 means 1.
 	FailAtStep int
+	// OldProgress plays a build from before the progress registry (0.3.43
+	// and older): no progress_state, and previews only as event 1, sent
+	// after the step's progress.
+	OldProgress bool
 	// OldErrorSchema answers 400s as pre-2025 builds did: "error" is a bare
 	// string and an empty node_errors is [].
 	OldErrorSchema bool
@@ -574,7 +578,7 @@ func (f *ComfyUI) serveWS(w http.ResponseWriter, r *http.Request) {
 				SupportsPreviewMetadata bool `json:"supports_preview_metadata"`
 			} `json:"data"`
 		}
-		if typ != websocket.MessageText || json.Unmarshal(data, &msg) != nil || msg.Type != "feature_flags" {
+		if typ != websocket.MessageText || json.Unmarshal(data, &msg) != nil || msg.Type != "feature_flags" || f.config().OldProgress {
 			continue
 		}
 		f.mu.Lock()
