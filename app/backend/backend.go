@@ -33,6 +33,16 @@ type Request struct {
 	Seed           int64
 	Count          int
 	Model          string // "" means the backend's default model
+	// Submitted, when set, is called with a token before the server is
+	// asked to do any work, and again whenever the token changes; the
+	// queue stores it. Adapters whose servers keep work across a restart
+	// of Z Image (ComfyUI) call it; the others never do.
+	Submitted func(token string)
+	// Resume is the last token an earlier attempt of this job on this same
+	// backend handed to Submitted, when Z Image stopped without finishing
+	// it: the adapter takes over the work the server still runs, or has
+	// finished, instead of running it again.
+	Resume string
 }
 
 // Progress is reported while a job runs. Preview, when the server sends one,

@@ -286,7 +286,10 @@ func TestComfyUITimeoutStopsTheJobOnTheServer(t *testing.T) {
 	if len(ids) != 1 || ids[0] == "" {
 		t.Fatalf("interrupts = %q, want one targeted at the job", ids)
 	}
-	waitComfyStatus(t, fake, ids[0], "error")
+	// Stopped there, and its history entry (the graph, prompt included) gone.
+	if got := fake.Status(ids[0]); got != "unknown" || !slices.Contains(fake.HistoryDeleted(), ids[0]) {
+		t.Errorf("prompt is %q, history deleted %q; want it stopped and its entry deleted", got, fake.HistoryDeleted())
+	}
 }
 
 func TestComfyUICancel(t *testing.T) {
@@ -310,8 +313,11 @@ func TestComfyUICancel(t *testing.T) {
 	if len(ids[0]) != 36 || strings.ToLower(ids[0]) != ids[0] {
 		t.Errorf("prompt_id %q is not a canonical lowercase UUID", ids[0])
 	}
-	// The fake stops at its next step: the prompt ends interrupted, not done.
-	waitComfyStatus(t, fake, ids[0], "error")
+	// The fake stops at its next step: the prompt ends interrupted, not
+	// done, and its history entry is deleted once it is there.
+	if got := fake.Status(ids[0]); got != "unknown" || !slices.Contains(fake.HistoryDeleted(), ids[0]) {
+		t.Errorf("prompt is %q, history deleted %q; want it stopped and its entry deleted", got, fake.HistoryDeleted())
+	}
 	if o := fake.Origins(); len(o) != 0 {
 		t.Errorf("adapter sent Origin headers %q", o)
 	}

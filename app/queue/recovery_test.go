@@ -14,6 +14,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/backend"
+	"zimage/app/backend/backendfake"
 	"zimage/app/queue"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
@@ -72,6 +73,10 @@ func TestRecoveryAfterRestart(t *testing.T) {
 
 const helperEnv = "ZIMAGE_QUEUE_HELPER_DIR"
 
+// helperComfyEnv, when set, points the helper's one backend at this
+// ComfyUI instead of the builtin renderer.
+const helperComfyEnv = "ZIMAGE_QUEUE_HELPER_COMFYUI"
+
 // TestHelperQueueProcess is not a test: TestKill9DuringJob runs the test
 // binary again with helperEnv set, so that this runs as a real server
 // process it can kill. It starts a queue on the folder's database (which
@@ -95,7 +100,13 @@ func TestHelperQueueProcess(t *testing.T) {
 	if err := v.EnsureUserKey("alice"); err != nil {
 		fatalHelper(err)
 	}
-	pool, err := backend.NewPool([]backend.Backend{builtin(t, "cpu", 200*time.Millisecond)}, nil, backend.PoolOptions{})
+	b := builtin(t, "cpu", 200*time.Millisecond)
+	if u := os.Getenv(helperComfyEnv); u != "" {
+		if b, err = backend.NewComfyUI(backend.Options{Name: "gpu0", Kind: backend.KindComfyUI, URL: u, Timeout: time.Minute}); err != nil {
+			fatalHelper(err)
+		}
+	}
+	pool, err := backend.NewPool([]backend.Backend{b}, nil, backend.PoolOptions{})
 	if err != nil {
 		fatalHelper(err)
 	}
@@ -234,3 +245,48 @@ func TestKill9DuringJob(t *testing.T) {
 		t.Errorf("after recovery: %+v, %v", g, err)
 	}
 }
+
+// TestKill9ReattachesComfyUIPrompt: Z Image is killed while ComfyUI makes
+// its image. After the restart it takes that prompt over instead of
+// submitting it again: ComfyUI runs it once, and the image lands.
+func TestKill9ReattachesComfyUIPrompt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{StepDelay: 20 * time.Millisecond})
+	t.Setenv(helperComfyEnv, fake.URL)
+	dir := t.TempDir()
+	id, _ := runAndKill(t, dir, true) // killed at its first step of 100
+
+	e := &env{dir: dir, sink: &fileSink{dir: dir}}
+	e.openDB(t)
+	v, err := vault.Open(filepath.Join(dir, "keys"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	comfy, err := backend.NewComfyUI(backend.Options{Name: "gpu0", Kind: backend.KindComfyUI, URL: fake.URL, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pool = newPool(t, []backend.Backend{comfy}, nil)
+	e.q = queue.New(e.db, e.pool, v, e.sink, queue.Options{})
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	e.start(t)
+	seen := waitEvent(t, events, final(id))
+	if last := seen[len(seen)-1]; last.Type != queue.EventSucceeded || len(last.ImageIDs) != 1 {
+		t.Fatalf("final event %+v, want succeeded with one image", last)
+	}
+	if _, err := os.Stat(filepath.Join(dir, last(seen).ImageIDs[0]+".png")); err != nil {
+		t.Errorf("the image did not land: %v", err)
+	}
+	if n := fake.Requests()["POST /prompt"]; n != 1 {
+		t.Errorf("ComfyUI ran %d prompts for one job killed once, want 1", n)
+	}
+	if got := fake.Interrupts(); len(got) != 0 {
+		t.Errorf("interrupts %q, want none", got)
+	}
+}
+
+func last(es []queue.Event) queue.Event { return es[len(es)-1] }

@@ -201,6 +201,7 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 
 	req := backend.Request{JobID: g.ID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Width: g.Width, Height: g.Height,
 		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model}
+	q.resumable(ctx, j.id, b.Name(), &req)
 	gate := progressGate{now: time.Now}
 	res, err := b.Generate(ctx, req, func(p backend.Progress) {
 		for _, e := range gate.events(p) {
@@ -238,6 +239,27 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 	}
 	if ok {
 		q.hub.Publish(j.userID, Event{Type: EventSucceeded, GenerationID: j.id, ImageIDs: ids})
+	}
+}
+
+// resumable lets the backend take over work an earlier process of ours
+// left on the same server (killed mid-job), and records what it needs to do
+// the same after the next crash. The record is "backend\ttoken"; a token
+// from another backend means nothing here.
+func (q *Queue) resumable(ctx context.Context, id, backendName string, req *backend.Request) {
+	ctx = context.WithoutCancel(ctx)
+	prev, err := q.db.GenerationBackendJob(ctx, id)
+	if err != nil {
+		q.log.Warn("queue: read backend job", "generation", id, "err", err)
+	}
+	if name, token, ok := strings.Cut(prev, "\t"); ok && name == backendName {
+		req.Resume = token
+		q.log.Info("queue: taking over the backend's work from before the restart", "generation", id, "backend", backendName)
+	}
+	req.Submitted = func(token string) {
+		if err := q.db.SetGenerationBackendJob(ctx, id, backendName+"\t"+token); err != nil {
+			q.log.Warn("queue: record backend job", "generation", id, "err", err)
+		}
 	}
 }
 

@@ -24,6 +24,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateUserPrefs,
 	migrateImagesLifetimeIndex,     // 11: index on an image's lifetime (expires_at - created_at)
 	migrateSealSessionsAndKeyNames, // 12: sealed session device/place and API key names
+	migrateGenerationBackendJob,    // 13: the backend's own id of a running job, so a restart can reattach
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -54,6 +54,9 @@ type ComfyUIConfig struct {
 	// and older): no progress_state, and previews only as event 1, sent
 	// after the step's progress.
 	OldProgress bool
+	// GlobalInterrupt plays a build before 0.3.57: POST /interrupt ignores
+	// prompt_id and stops whatever prompt runs.
+	GlobalInterrupt bool
 	// OldErrorSchema answers 400s as pre-2025 builds did: "error" is a bare
 	// string and an empty node_errors is [].
 	OldErrorSchema bool
@@ -72,6 +75,7 @@ type ComfyUI struct {
 	origins    []string
 	interrupts []string
 	deleted    []string
+	forgotten  []string // prompt ids POST /history {"delete":[…]} named
 	sockets    map[string]*comfySocket
 	pending    []*comfyPrompt
 	running    *comfyPrompt
@@ -246,6 +250,8 @@ func (f *ComfyUI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.postPrompt(w, r)
 	case route == "/prompt" && r.Method == http.MethodGet:
 		f.writeJSON(w, 200, map[string]any{"exec_info": map[string]any{"queue_remaining": f.remaining()}})
+	case route == "/history" && r.Method == http.MethodPost:
+		f.postHistory(w, r)
 	case route == "/history" && r.Method == http.MethodGet:
 		f.getHistory(w, r, "")
 	case strings.HasPrefix(route, "/history/") && r.Method == http.MethodGet:
@@ -492,6 +498,36 @@ func (f *ComfyUI) postQueue(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// postHistory is server.py post_history: {"delete":[ids]} drops those
+// entries, {"clear":true} all of them.
+func (f *ComfyUI) postHistory(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Delete []string `json:"delete"`
+		Clear  bool     `json:"clear"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	f.mu.Lock()
+	f.forgotten = append(f.forgotten, body.Delete...)
+	kept := f.order[:0]
+	for _, id := range f.order {
+		if body.Clear || contains(body.Delete, id) {
+			delete(f.history, id)
+			continue
+		}
+		kept = append(kept, id)
+	}
+	f.order = kept
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+// HistoryDeleted returns every prompt_id a POST /history {"delete":[…]} named.
+func (f *ComfyUI) HistoryDeleted() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.forgotten...)
+}
+
 // postInterrupt stops the running prompt; with a prompt_id, only if it is
 // that one (the targeted form, since 2025-09).
 func (f *ComfyUI) postInterrupt(w http.ResponseWriter, r *http.Request) {
@@ -501,7 +537,7 @@ func (f *ComfyUI) postInterrupt(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewDecoder(r.Body).Decode(&body)
 	f.mu.Lock()
 	f.interrupts = append(f.interrupts, body.PromptID)
-	if p := f.running; p != nil && (body.PromptID == "" || body.PromptID == p.id) {
+	if p := f.running; p != nil && (body.PromptID == "" || body.PromptID == p.id || f.cfg.GlobalInterrupt) {
 		p.interrupt()
 	}
 	f.mu.Unlock()
