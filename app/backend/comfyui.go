@@ -504,10 +504,25 @@ func (c *comfyUI) fill(req Request) (comfyGraph, string, error) {
 			graph[t.Node].Inputs[t.Input] = v
 		}
 	}
+	comfyKeepNoCopy(graph)
 	if model == "" {
 		model = c.graphModel
 	}
 	return graph, model, nil
+}
+
+// comfyKeepNoCopy makes every SaveImage a PreviewImage: the same PNG, but
+// in ComfyUI's temp/ folder, which it empties at every start and exit,
+// instead of output/, which it keeps forever with the prompt inside. No
+// route of ComfyUI deletes a file from output/, so this is how a person's
+// deletion of an image reaches the GPU host too.
+func comfyKeepNoCopy(graph comfyGraph) {
+	for _, n := range graph {
+		if n.ClassType == "SaveImage" {
+			n.ClassType = "PreviewImage"
+			delete(n.Inputs, "filename_prefix")
+		}
+	}
 }
 
 // comfyUUID returns a random canonical lowercase UUID (version 4), the only

@@ -171,3 +171,25 @@ func eventually(tb testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestComfyUILeavesNoOutputFile: ComfyUI has no route to delete a file
+// from output/, where SaveImage keeps every image with its prompt. The
+// adapter saves through PreviewImage into temp/, which ComfyUI empties at
+// every start and exit.
+func TestComfyUILeavesNoOutputFile(t *testing.T) {
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{})
+	c := newComfyTest(t, fake, nil)
+	res, err := c.Generate(context.Background(), comfyRequest(128, 128, 2), nil)
+	if err != nil || len(res.Images) != 2 {
+		t.Fatalf("Generate: %d images, %v", len(res.Images), err)
+	}
+	files := fake.Files()
+	if len(files) != 2 {
+		t.Fatalf("files on the server %q, want two", files)
+	}
+	for _, f := range files {
+		if !strings.HasPrefix(f, "temp/") {
+			t.Errorf("%s is kept on the GPU host; want only files in temp/", f)
+		}
+	}
+}

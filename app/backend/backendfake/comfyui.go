@@ -189,6 +189,18 @@ func (f *ComfyUI) Interrupts() []string {
 	return append([]string(nil), f.interrupts...)
 }
 
+// Files returns the path of every image the server keeps on disk, as
+// "output/…" or "temp/…".
+func (f *ComfyUI) Files() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.files))
+	for k := range f.files {
+		out = append(out, k)
+	}
+	return out
+}
+
 // Deleted returns every prompt_id a POST /queue {"delete":[…]} named.
 func (f *ComfyUI) Deleted() []string {
 	f.mu.Lock()

@@ -131,7 +131,7 @@ func (f *ComfyUI) run(p *comfyPrompt) {
 		case "KSampler":
 			outcome = f.sample(p, id, cfg, progress)
 			failure = map[string]any{"node_id": id, "node_type": "KSampler"}
-		case "SaveImage":
+		case "SaveImage", "PreviewImage":
 			out := map[string]any{"images": f.save(p, id)}
 			outputs[id] = out
 			f.send(p.clientID, "executed", map[string]any{"node": id, "display_node": id, "output": out, "prompt_id": p.id})
@@ -286,6 +286,12 @@ func (f *ComfyUI) save(p *comfyPrompt, id string) []map[string]any {
 	if prefix == "" {
 		prefix = "ComfyUI"
 	}
+	// PreviewImage is SaveImage into temp/ (which ComfyUI empties at every
+	// start and exit), with a random suffix on the prefix.
+	folder := "output"
+	if p.graph[id].ClassType == "PreviewImage" {
+		folder, prefix = "temp", "ComfyUI_temp_"+comfyNewUUID()[:5]
+	}
 	sub, base := path.Split(prefix)
 	sub = path.Clean("/" + sub)[1:]
 	w, h, batch := comfyLatent(p.graph)
@@ -296,9 +302,9 @@ func (f *ComfyUI) save(p *comfyPrompt, id string) []map[string]any {
 		f.mu.Lock()
 		f.counter++
 		name := fmt.Sprintf("%s_%05d_.png", base, f.counter)
-		f.files["output/"+path.Join(sub, name)] = data
+		f.files[folder+"/"+path.Join(sub, name)] = data
 		f.mu.Unlock()
-		images = append(images, map[string]any{"filename": name, "subfolder": sub, "type": "output"})
+		images = append(images, map[string]any{"filename": name, "subfolder": sub, "type": folder})
 	}
 	return images
 }

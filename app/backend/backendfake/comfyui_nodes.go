@@ -82,6 +82,8 @@ func comfyCatalogue(cfg ComfyUIConfig) map[string]comfyClass {
 			Required: []comfyInput{comfyLink("samples", "LATENT"), comfyLink("vae", "VAE")}},
 		"SaveImage": {Display: "Save Image", Category: "image", OutputNode: true,
 			Required: []comfyInput{comfyLink("images", "IMAGE"), {Name: "filename_prefix", Type: "STRING", Default: "ComfyUI"}}},
+		"PreviewImage": {Display: "Preview Image", Category: "image", OutputNode: true,
+			Required: []comfyInput{comfyLink("images", "IMAGE")}},
 	}
 }
 
