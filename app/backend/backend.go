@@ -83,6 +83,13 @@ type Backend interface {
 	Models(ctx context.Context) ([]string, error)
 }
 
+// Abandoner is a Backend whose server keeps work across a restart of Z
+// Image: Abandon stops and forgets the work behind a token the job's
+// Submitted got, when the job will not be resumed (it ended meanwhile).
+type Abandoner interface {
+	Abandon(ctx context.Context, token string)
+}
+
 // Error reasons. The queue uses them to decide whether to retry a job on
 // another backend, and the person sees Message.
 const (

@@ -766,6 +766,17 @@ func (c *comfyUI) stopped(parent, job context.Context, promptID string) error {
 	return c.fail(ReasonCanceled, context.Cause(job), "the job was canceled and stopped on backend %s", c.name)
 }
 
+// Abandon stops and forgets every prompt of a token from Generate.
+func (c *comfyUI) Abandon(ctx context.Context, token string) {
+	f := strings.Fields(token)
+	if len(f) < 2 {
+		return
+	}
+	for _, id := range f[1:] {
+		c.cancelOnServer(ctx, id)
+	}
+}
+
 // cancelOnServer takes the prompt out of the queue, then interrupts it
 // only if GET /queue shows it running: before 0.3.57 /interrupt ignores
 // prompt_id and stops whatever runs, which may be someone else's prompt.

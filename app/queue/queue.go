@@ -129,6 +129,7 @@ func (q *Queue) Start(ctx context.Context) error {
 		if r.Status == app.GenerationFailed {
 			q.hub.Publish(r.UserID, Event{Type: EventFailed, GenerationID: r.ID, Reason: ReasonInterrupted,
 				Message: "The server stopped while this image was being made."})
+			q.abandon(ctx, r.ID)
 		}
 	}
 	queued, err := q.db.QueuedGenerations(ctx)

@@ -3,11 +3,15 @@ package queue_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -290,3 +294,75 @@ func TestKill9ReattachesComfyUIPrompt(t *testing.T) {
 }
 
 func last(es []queue.Event) queue.Event { return es[len(es)-1] }
+
+// dyingTransport plays a process killed mid-job: once dead, none of its
+// requests leave the machine, so nothing is stopped on the server.
+type dyingTransport struct{ dead atomic.Bool }
+
+func (d *dyingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d.dead.Load() {
+		return nil, errors.New("the process is dead")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestRestartStopsAPromptItWillNotResume: a job killed during its second
+// attempt fails as interrupted at the next start; its prompt, still
+// running in ComfyUI, is stopped there rather than left to use the GPU.
+func TestRestartStopsAPromptItWillNotResume(t *testing.T) {
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyHang})
+	comfy := func(client *http.Client) backend.Backend {
+		b, err := backend.NewComfyUI(backend.Options{Name: "gpu0", Kind: backend.KindComfyUI, URL: fake.URL, Timeout: time.Minute, HTTPClient: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	e := newEnv(t, []backend.Backend{comfy(nil)}, nil, queue.Options{}, false)
+	g, _ := e.submit(t, "alice", params("killed twice"))
+	ctx := context.Background()
+	for i := range 2 {
+		if i > 0 {
+			if _, err := e.db.RequeueGeneration(ctx, g.ID, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.db.StartGeneration(ctx, g.ID, "gpu0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The dead process's second attempt: its prompt runs (and hangs) there.
+	dying := &dyingTransport{}
+	var token string
+	req := backend.Request{JobID: g.ID, Prompt: "killed twice", Width: 64, Height: 64, Steps: 2, Seed: 42, Count: 1,
+		Submitted: func(tok string) { token = tok }}
+	jobCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, _ = comfy(&http.Client{Transport: dying}).Generate(jobCtx, req, func(backend.Progress) {
+		dying.dead.Store(true)
+		cancel()
+	})
+	f := strings.Fields(token)
+	if len(f) != 2 || fake.Status(f[1]) != "running" {
+		t.Fatalf("token %q: want a prompt running on the server", token)
+	}
+	if err := e.db.SetGenerationBackendJob(ctx, g.ID, "gpu0\t"+token); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e.openDB(t)
+	e.q = queue.New(e.db, e.pool, e.vault, e.sink, queue.Options{})
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	e.start(t)
+	if last := last(waitEvent(t, events, final(g.ID))); last.Reason != queue.ReasonInterrupted {
+		t.Fatalf("final event %+v, want failed: interrupted", last)
+	}
+	eventually(t, "the prompt stopped on the server", func() bool { return fake.Status(f[1]) != "running" })
+	if got := fake.Interrupts(); !slices.Contains(got, f[1]) {
+		t.Errorf("interrupts %q, want one for %s", got, f[1])
+	}
+}

@@ -263,6 +263,24 @@ func (q *Queue) resumable(ctx context.Context, id, backendName string, req *back
 	}
 }
 
+// abandon stops, on its server, the work of a job that ended while no
+// process followed it (failed as interrupted at a restart), so the GPU
+// does not go on making an image nobody will take.
+func (q *Queue) abandon(ctx context.Context, id string) {
+	prev, err := q.db.GenerationBackendJob(ctx, id)
+	name, token, ok := strings.Cut(prev, "\t")
+	if err != nil || !ok {
+		return
+	}
+	if a, ok := q.pool.Backend(name).(backend.Abandoner); ok {
+		q.running.Add(1)
+		go func() {
+			defer q.running.Done()
+			a.Abandon(q.ctx, token)
+		}()
+	}
+}
+
 func (j *job) isCanceled(q *Queue) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
