@@ -222,17 +222,26 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, nodes 
 		}
 		return nil, c.fail(ReasonUnavailable, err, "%s stopped answering while making the image; check that it is still running, then try again", c.where())
 	}
+	// A workflow without a sampler counts nodes, and nodes that are cached
+	// or unused never report: the finished job says its last step.
+	finished := func(entry *comfyHistory, err error) (*comfyHistory, error) {
+		if err == nil && last.Steps > 0 && last.Step < last.Steps {
+			last.Step = last.Steps
+			progress(last)
+		}
+		return entry, err
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-tick:
 			if entry, err := poll(); entry != nil || err != nil {
-				return entry, err
+				return finished(entry, err)
 			}
 		case <-safety.C:
 			if entry, err := poll(); entry != nil || err != nil {
-				return entry, err
+				return finished(entry, err)
 			}
 		case ev, ok := <-events:
 			if !ok {
@@ -268,7 +277,7 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, nodes 
 				_ = json.Unmarshal(ev.Data, &d)
 				if ev.PromptID == promptID && (ev.Type == "execution_success" || d.Node == nil) {
 					if entry, err := poll(); entry != nil || err != nil {
-						return entry, err
+						return finished(entry, err)
 					}
 					startPolling()
 				}

@@ -364,13 +364,18 @@ func comfyFirst(graph map[string]comfyNode, class string) (comfyNode, bool) {
 func comfyLatent(graph map[string]comfyNode) (w, h, batch int) {
 	n, ok := comfyFirst(graph, "EmptySD3LatentImage")
 	if !ok {
-		return 1024, 1024, 1
+		if n, ok = comfyFirst(graph, "EmptyImage"); !ok { // the model-free workflow
+			return 1024, 1024, 1
+		}
 	}
 	return int(comfyInputInt(n, "width", 1024)), int(comfyInputInt(n, "height", 1024)), int(comfyInputInt(n, "batch_size", 1))
 }
 
 func comfySeed(graph map[string]comfyNode) uint64 {
-	n, _ := comfyFirst(graph, "KSampler")
+	n, ok := comfyFirst(graph, "KSampler")
+	if !ok {
+		n, _ = comfyFirst(graph, "ImageAddNoise")
+	}
 	if num, ok := n.Inputs["seed"].(json.Number); ok {
 		if s, err := strconv.ParseUint(num.String(), 10, 64); err == nil {
 			return s
