@@ -306,63 +306,80 @@ func (d *dyingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// TestRestartStopsAPromptItWillNotResume: a job killed during its second
-// attempt fails as interrupted at the next start; its prompt, still
-// running in ComfyUI, is stopped there rather than left to use the GPU.
+// TestRestartStopsAPromptItWillNotResume: a prompt a killed process left
+// on ComfyUI is stopped there when the job will not take it over: the job
+// fails as interrupted (killed during its second attempt), or runs on
+// another backend this time.
 func TestRestartStopsAPromptItWillNotResume(t *testing.T) {
-	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyHang})
-	comfy := func(client *http.Client) backend.Backend {
-		b, err := backend.NewComfyUI(backend.Options{Name: "gpu0", Kind: backend.KindComfyUI, URL: fake.URL, Timeout: time.Minute, HTTPClient: client})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+	tests := []struct {
+		name      string
+		starts    int    // attempts before the kill
+		requested string // the job's backend
+		wantEvent string
+	}{
+		{"failed as interrupted", 2, "", queue.EventFailed},
+		{"runs on another backend", 1, "gpu1", queue.EventSucceeded},
 	}
-	e := newEnv(t, []backend.Backend{comfy(nil)}, nil, queue.Options{}, false)
-	g, _ := e.submit(t, "alice", params("killed twice"))
-	ctx := context.Background()
-	for i := range 2 {
-		if i > 0 {
-			if _, err := e.db.RequeueGeneration(ctx, g.ID, false); err != nil {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hung := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyHang})
+			other := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{})
+			comfy := func(name, url string, client *http.Client) backend.Backend {
+				b, err := backend.NewComfyUI(backend.Options{Name: name, Kind: backend.KindComfyUI, URL: url, Timeout: time.Minute, HTTPClient: client})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			e := newEnv(t, []backend.Backend{comfy("gpu0", hung.URL, nil), comfy("gpu1", other.URL, nil)}, nil, queue.Options{}, false)
+			p := params("killed")
+			p.Backend = tt.requested
+			g, _ := e.submit(t, "alice", p)
+			ctx := context.Background()
+			for i := range tt.starts {
+				if i > 0 {
+					if _, err := e.db.RequeueGeneration(ctx, g.ID, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := e.db.StartGeneration(ctx, g.ID, "gpu0"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The dead process's last attempt: its prompt runs (and hangs) on gpu0.
+			dying := &dyingTransport{}
+			var token string
+			req := backend.Request{JobID: g.ID, Prompt: "killed", Width: 64, Height: 64, Steps: 2, Seed: 42, Count: 1,
+				Submitted: func(tok string) { token = tok }}
+			jobCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			_, _ = comfy("gpu0", hung.URL, &http.Client{Transport: dying}).Generate(jobCtx, req, func(backend.Progress) {
+				dying.dead.Store(true)
+				cancel()
+			})
+			f := strings.Fields(token)
+			if len(f) != 2 || hung.Status(f[1]) != "running" {
+				t.Fatalf("token %q: want a prompt running on the server", token)
+			}
+			if err := e.db.SetGenerationBackendJob(ctx, g.ID, "gpu0\t"+token); err != nil {
 				t.Fatal(err)
 			}
-		}
-		if _, err := e.db.StartGeneration(ctx, g.ID, "gpu0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The dead process's second attempt: its prompt runs (and hangs) there.
-	dying := &dyingTransport{}
-	var token string
-	req := backend.Request{JobID: g.ID, Prompt: "killed twice", Width: 64, Height: 64, Steps: 2, Seed: 42, Count: 1,
-		Submitted: func(tok string) { token = tok }}
-	jobCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	_, _ = comfy(&http.Client{Transport: dying}).Generate(jobCtx, req, func(backend.Progress) {
-		dying.dead.Store(true)
-		cancel()
-	})
-	f := strings.Fields(token)
-	if len(f) != 2 || fake.Status(f[1]) != "running" {
-		t.Fatalf("token %q: want a prompt running on the server", token)
-	}
-	if err := e.db.SetGenerationBackendJob(ctx, g.ID, "gpu0\t"+token); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.db.Close(); err != nil {
-		t.Fatal(err)
-	}
+			if err := e.db.Close(); err != nil {
+				t.Fatal(err)
+			}
 
-	e.openDB(t)
-	e.q = queue.New(e.db, e.pool, e.vault, e.sink, queue.Options{})
-	events, stop := e.q.Subscribe("alice")
-	defer stop()
-	e.start(t)
-	if last := last(waitEvent(t, events, final(g.ID))); last.Reason != queue.ReasonInterrupted {
-		t.Fatalf("final event %+v, want failed: interrupted", last)
-	}
-	eventually(t, "the prompt stopped on the server", func() bool { return fake.Status(f[1]) != "running" })
-	if got := fake.Interrupts(); !slices.Contains(got, f[1]) {
-		t.Errorf("interrupts %q, want one for %s", got, f[1])
+			e.openDB(t)
+			e.q = queue.New(e.db, e.pool, e.vault, e.sink, queue.Options{})
+			events, stop := e.q.Subscribe("alice")
+			defer stop()
+			e.start(t)
+			if last := last(waitEvent(t, events, final(g.ID))); last.Type != tt.wantEvent {
+				t.Fatalf("final event %+v, want %s", last, tt.wantEvent)
+			}
+			eventually(t, "the prompt stopped on gpu0", func() bool { return hung.Status(f[1]) != "running" })
+			if got := hung.Interrupts(); !slices.Contains(got, f[1]) {
+				t.Errorf("interrupts %q, want one for %s", got, f[1])
+			}
+		})
 	}
 }

@@ -255,6 +255,10 @@ func (q *Queue) resumable(ctx context.Context, id, backendName string, req *back
 	if name, token, ok := strings.Cut(prev, "\t"); ok && name == backendName {
 		req.Resume = token
 		q.log.Info("queue: taking over the backend's work from before the restart", "generation", id, "backend", backendName)
+	} else if ok {
+		// It runs elsewhere this time: what the other server may still be
+		// doing for it is nobody's.
+		q.abandonOn(name, token)
 	}
 	req.Submitted = func(token string) {
 		if err := q.db.SetGenerationBackendJob(ctx, id, backendName+"\t"+token); err != nil {
@@ -268,10 +272,12 @@ func (q *Queue) resumable(ctx context.Context, id, backendName string, req *back
 // does not go on making an image nobody will take.
 func (q *Queue) abandon(ctx context.Context, id string) {
 	prev, err := q.db.GenerationBackendJob(ctx, id)
-	name, token, ok := strings.Cut(prev, "\t")
-	if err != nil || !ok {
-		return
+	if name, token, ok := strings.Cut(prev, "\t"); err == nil && ok {
+		q.abandonOn(name, token)
 	}
+}
+
+func (q *Queue) abandonOn(name, token string) {
 	if a, ok := q.pool.Backend(name).(backend.Abandoner); ok {
 		q.running.Add(1)
 		go func() {
