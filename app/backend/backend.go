@@ -36,6 +36,16 @@ type Request struct {
 	// Sampler and Scheduler name the server's own sampler and scheduler;
 	// "" means the model's recommended ones (the backend's defaults).
 	Sampler, Scheduler string
+	// Submitted, when set, is called with a token before the server is
+	// asked to do any work, and again whenever the token changes; the
+	// queue stores it. Adapters whose servers keep work across a restart
+	// of Z Image (ComfyUI) call it; the others never do.
+	Submitted func(token string)
+	// Resume is the last token an earlier attempt of this job on this same
+	// backend handed to Submitted, when Z Image stopped without finishing
+	// it: the adapter takes over the work the server still runs, or has
+	// finished, instead of running it again.
+	Resume string
 }
 
 // Progress is reported while a job runs. Preview, when the server sends one,
@@ -83,6 +93,13 @@ type Backend interface {
 	Health(ctx context.Context) error
 	// Models lists the models this backend serves; the first is the default.
 	Models(ctx context.Context) ([]string, error)
+}
+
+// Abandoner is a Backend whose server keeps work across a restart of Z
+// Image: Abandon stops and forgets the work behind a token the job's
+// Submitted got, when the job will not be resumed (it ended meanwhile).
+type Abandoner interface {
+	Abandon(ctx context.Context, token string)
 }
 
 // Error reasons. The queue uses them to decide whether to retry a job on

@@ -304,23 +304,42 @@ func (c *comfyUI) unavailable(err error) *Error {
 
 // Generate submits one graph, follows it over the websocket (or by polling
 // /history if the socket is unavailable or drops) and downloads its images.
+// Its token for req.Submitted is "clientID promptID…", one prompt id per
+// image, so a restarted Z Image can take each prompt over (see Resume).
 func (c *comfyUI) Generate(ctx context.Context, req Request, progress func(Progress)) (Result, error) {
 	if progress == nil {
 		progress = func(Progress) {}
 	}
-	if req.Count <= 1 {
-		return c.generateOne(ctx, req, progress)
+	clientID, prior := comfyUUID(), []string(nil)
+	if f := strings.Fields(req.Resume); len(f) > 0 {
+		clientID, prior = f[0], f[1:]
 	}
+	count := max(req.Count, 1)
+	prompts := make([]string, 0, count)
+	record := func(i int, promptID string) {
+		prompts = append(prompts[:i], promptID)
+		if req.Submitted != nil {
+			req.Submitted(clientID + " " + strings.Join(prompts, " "))
+		}
+	}
+	// Once Z Image has the images (or the job ended otherwise), the
+	// server's history entries, which hold the whole graph with the
+	// prompt, are deleted.
+	defer func() { c.forget(ctx, prompts...) }()
 	// A ComfyUI batch shares one seed, so its images could not be remade
 	// one at a time. Each image is its own prompt with seed+i instead; the
 	// model stays loaded and ComfyUI caches the text encoding between them.
 	var all Result
-	for i := 0; i < req.Count; i++ {
+	for i := range count {
 		one := req
 		one.Count, one.Seed = 1, req.Seed+int64(i)
-		res, err := c.generateOne(ctx, one, func(p Progress) {
+		resume := ""
+		if i < len(prior) {
+			resume = prior[i]
+		}
+		res, err := c.generateOne(ctx, one, clientID, resume, func(id string) { record(i, id) }, func(p Progress) {
 			p.Step += i * p.Steps
-			p.Steps *= req.Count
+			p.Steps *= count
 			progress(p)
 		})
 		if err != nil {
@@ -335,7 +354,11 @@ func (c *comfyUI) Generate(ctx context.Context, req Request, progress func(Progr
 	return all, nil
 }
 
-func (c *comfyUI) generateOne(ctx context.Context, req Request, progress func(Progress)) (Result, error) {
+// generateOne makes one image. With resume, the prompt an earlier process
+// submitted, it takes that prompt over when the server still has it queued,
+// running or finished well, and submits afresh only when it has not.
+// submitted is told the prompt id before the server sees it.
+func (c *comfyUI) generateOne(ctx context.Context, req Request, clientID, resume string, submitted func(string), progress func(Progress)) (Result, error) {
 	graph, model, err := c.fill(req)
 	if err != nil {
 		return Result{}, err
@@ -343,33 +366,68 @@ func (c *comfyUI) generateOne(ctx context.Context, req Request, progress func(Pr
 	job, cancel := httpJobContext(ctx, c.timeout)
 	defer cancel()
 
-	clientID, promptID := comfyUUID(), comfyUUID()
+	res := Result{Model: model, Submitted: time.Now()}
+	promptID, state := "", comfyGone
+	if resume != "" {
+		var entry *comfyHistory
+		if state, entry, err = c.locate(job, resume); err != nil {
+			if job.Err() != nil {
+				return Result{}, c.stopped(ctx, job, "")
+			}
+			return Result{}, err
+		}
+		switch state {
+		case comfyFinished:
+			submitted(resume)
+			if res.Images, err = c.download(job, entry, req.Seed); err != nil {
+				return Result{}, err
+			}
+			res.Finished = time.Now()
+			return res, nil
+		case comfyWaiting:
+			promptID = resume
+			submitted(resume)
+		case comfyFailed:
+			c.forget(ctx, resume)
+		}
+	}
 	// The socket must be open before the prompt is posted: events go only to
-	// the client_id's socket as they happen and are never replayed.
+	// the client_id's socket as they happen and are never replayed. A
+	// prompt taken over keeps its client_id, so its events come here too.
 	sock, err := c.listen(job, clientID)
 	if err != nil {
 		if job.Err() != nil {
-			return Result{}, c.stopped(ctx, job, "")
+			return Result{}, c.stopped(ctx, job, promptID)
 		}
 		return Result{}, err
 	}
 	if sock != nil {
 		defer sock.close()
 	}
-	res := Result{Model: model, Submitted: time.Now()}
 	if _, ok := c.targets["negative_prompt"]; !ok && req.NegativePrompt != "" {
 		// The Turbo graph zeroes the negative conditioning.
 		res.NotApplied = []string{"negative_prompt"}
 	}
-	promptID, err = c.submit(job, graph, clientID, promptID)
-	if err != nil {
-		if job.Err() != nil {
-			// The POST may have reached the queue before we gave up on it.
-			return Result{}, c.stopped(ctx, job, promptID)
+	if promptID == "" {
+		// Recorded before the POST: if this process dies before the answer
+		// arrives, the next one finds the prompt by this id.
+		promptID = comfyUUID()
+		submitted(promptID)
+		var got string
+		got, err = c.submit(job, graph, clientID, promptID)
+		if err != nil {
+			if job.Err() != nil {
+				// The POST may have reached the queue before we gave up on it.
+				return Result{}, c.stopped(ctx, job, promptID)
+			}
+			return Result{}, err
 		}
-		return Result{}, err
+		if got != promptID {
+			promptID = got
+			submitted(promptID)
+		}
 	}
-	entry, err := c.wait(job, req, promptID, sock, progress)
+	entry, err := c.wait(job, req, promptID, len(graph), sock, progress)
 	if err != nil {
 		if job.Err() != nil {
 			return Result{}, c.stopped(ctx, job, promptID)
@@ -384,6 +442,87 @@ func (c *comfyUI) generateOne(ctx context.Context, req Request, progress func(Pr
 	}
 	res.Finished = time.Now()
 	return res, nil
+}
+
+// Where a prompt is, for taking it over after a restart.
+const (
+	comfyGone     = iota // in neither queue nor history: never accepted, or cleared by an operator
+	comfyWaiting         // queued or running
+	comfyFinished        // in history, finished well
+	comfyFailed          // in history with an error (interrupted when Z Image stopped cleanly)
+)
+
+// locate says where promptID is: history first, since a prompt moves there
+// from the queue.
+func (c *comfyUI) locate(ctx context.Context, promptID string) (int, *comfyHistory, error) {
+	entry, err := c.history(ctx, promptID)
+	if err != nil {
+		return 0, nil, err
+	}
+	if entry != nil {
+		if entry.Status != nil && entry.Status.StatusStr == "error" {
+			return comfyFailed, entry, nil
+		}
+		return comfyFinished, entry, nil
+	}
+	running, pending, err := c.queue(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if slices.Contains(running, promptID) || slices.Contains(pending, promptID) {
+		return comfyWaiting, nil, nil
+	}
+	// It may have finished between the two questions.
+	if entry, err = c.history(ctx, promptID); err != nil || entry == nil {
+		return comfyGone, nil, err
+	}
+	if entry.Status != nil && entry.Status.StatusStr == "error" {
+		return comfyFailed, entry, nil
+	}
+	return comfyFinished, entry, nil
+}
+
+// queue returns the prompt ids GET /queue lists as running and as pending.
+// Each item is [number, prompt_id, graph, extra_data, outputs].
+func (c *comfyUI) queue(ctx context.Context) (running, pending []string, err error) {
+	var q struct {
+		Running [][]json.RawMessage `json:"queue_running"`
+		Pending [][]json.RawMessage `json:"queue_pending"`
+	}
+	if err := c.getJSON(ctx, "queue", nil, &q); err != nil {
+		return nil, nil, err
+	}
+	ids := func(items [][]json.RawMessage) []string {
+		var out []string
+		for _, it := range items {
+			var id string
+			if len(it) > 1 && json.Unmarshal(it[1], &id) == nil {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	return ids(q.Running), ids(q.Pending), nil
+}
+
+// forget deletes prompts' history entries, which hold the whole graph,
+// prompt text included. Best effort: a server that is gone has nothing to
+// delete until it comes back, and then nothing Z Image can reach.
+func (c *comfyUI) forget(parent context.Context, promptIDs ...string) {
+	if len(promptIDs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
+	defer cancel()
+	c.post(ctx, "history", map[string][]string{"delete": promptIDs})
+}
+
+// post sends a body to a route whose answer says nothing we need.
+func (c *comfyUI) post(ctx context.Context, path string, body any) {
+	if resp, err := c.send(ctx, http.MethodPost, path, nil, body); err == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+	}
 }
 
 // fill writes the request into a fresh copy of the graph. Zero sizes, steps
@@ -430,10 +569,25 @@ func (c *comfyUI) fill(req Request) (comfyGraph, string, error) {
 			graph[t.Node].Inputs[t.Input] = v
 		}
 	}
+	comfyKeepNoCopy(graph)
 	if model == "" {
 		model = c.graphModel
 	}
 	return graph, model, nil
+}
+
+// comfyKeepNoCopy makes every SaveImage a PreviewImage: the same PNG, but
+// in ComfyUI's temp/ folder, which it empties at every start and exit,
+// instead of output/, which it keeps forever with the prompt inside. No
+// route of ComfyUI deletes a file from output/, so this is how a person's
+// deletion of an image reaches the GPU host too.
+func comfyKeepNoCopy(graph comfyGraph) {
+	for _, n := range graph {
+		if n.ClassType == "SaveImage" {
+			n.ClassType = "PreviewImage"
+			delete(n.Inputs, "filename_prefix")
+		}
+	}
 }
 
 // comfyUUID returns a random canonical lowercase UUID (version 4), the only
@@ -700,23 +854,44 @@ func (c *comfyUI) stopped(parent, job context.Context, promptID string) error {
 	return c.fail(ReasonCanceled, context.Cause(job), "the job was canceled and stopped on backend %s", c.name)
 }
 
-// cancelOnServer interrupts the prompt if it is running and deletes it if
-// it is still queued; ComfyUI ignores whichever does not apply.
+// Abandon stops and forgets every prompt of a token from Generate.
+func (c *comfyUI) Abandon(ctx context.Context, token string) {
+	f := strings.Fields(token)
+	if len(f) < 2 {
+		return
+	}
+	for _, id := range f[1:] {
+		c.cancelOnServer(ctx, id)
+	}
+}
+
+// cancelOnServer takes the prompt out of the queue, then interrupts it
+// only if GET /queue shows it running: before 0.3.57 /interrupt ignores
+// prompt_id and stops whatever runs, which may be someone else's prompt.
+// Its history entry is deleted once the interrupted prompt has one.
 func (c *comfyUI) cancelOnServer(parent context.Context, promptID string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
 	defer cancel()
-	for _, call := range []struct {
-		path string
-		body any
-	}{
-		{"interrupt", map[string]string{"prompt_id": promptID}},
-		{"queue", map[string][]string{"delete": {promptID}}},
-	} {
-		if resp, err := c.send(ctx, http.MethodPost, call.path, nil, call.body); err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
+	c.post(ctx, "queue", map[string][]string{"delete": {promptID}})
+	running, _, err := c.queue(ctx)
+	if err != nil || !slices.Contains(running, promptID) {
+		c.forget(ctx, promptID)
+		return
+	}
+	c.post(ctx, "interrupt", map[string]string{"prompt_id": promptID})
+	// The entry appears when the sampler notices the interrupt, at the
+	// next step.
+	for range 20 {
+		if entry, err := c.history(ctx, promptID); err != nil || entry != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.pollEvery):
 		}
 	}
+	c.forget(ctx, promptID)
 }
 
 // Health asks /system_stats, which every ComfyUI build serves cheaply.

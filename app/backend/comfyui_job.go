@@ -173,7 +173,10 @@ type comfyExecError struct {
 // wait follows the job until /history holds its result. The websocket only
 // tells us when to look: the history entry is written after
 // execution_success is sent, so the entry, not the event, is the result.
-func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *comfySocket, progress func(Progress)) (*comfyHistory, error) {
+//
+// nodes is the size of the submitted graph: a workflow without a sampler
+// reports its progress as nodes finished out of nodes.
+func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, nodes int, sock *comfySocket, progress func(Progress)) (*comfyHistory, error) {
 	var (
 		events <-chan comfyEvent
 		tick   <-chan time.Time
@@ -250,24 +253,33 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 		}
 		return nil, c.fail(ReasonUnavailable, err, "%s stopped answering while making the image; check that it is still running, then try again", c.where())
 	}
+	// A workflow without a sampler counts nodes, and nodes that are cached
+	// or unused never report: the finished job says its last step.
+	finished := func(entry *comfyHistory, err error) (*comfyHistory, error) {
+		if err == nil && last.Steps > 0 && last.Step < last.Steps {
+			last.Step = last.Steps
+			progress(last)
+		}
+		return entry, err
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-tick:
 			if entry, err := poll(); entry != nil || err != nil {
-				return entry, err
+				return finished(entry, err)
 			}
 		case <-safety.C:
 			if entry, err := poll(); entry != nil || err != nil {
-				return entry, err
+				return finished(entry, err)
 			}
 			// A prompt in neither the queue nor the history was removed
 			// there (an operator cleared the queue): its history stays
 			// empty for ever, so waiting would last the whole timeout.
 			if queued, err := c.inQueue(ctx, promptID); err == nil && !queued {
 				if entry, err := poll(); entry != nil || err != nil {
-					return entry, err // it finished between the two looks
+					return finished(entry, err) // it finished between the two looks
 				}
 				return nil, c.fail(ReasonCanceled, nil, "the job was removed from the queue of %s before it ran (someone cleared it there); try again", c.where())
 			}
@@ -294,17 +306,18 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 				alive()
 			}
 			switch ev.Type {
-			case "progress":
-				var p struct{ Value, Max int }
-				// Builds before 2024 sent progress without a prompt_id; on our
-				// own client_id it can only be ours.
-				if json.Unmarshal(ev.Data, &p) == nil && p.Max > 0 {
-					last = Progress{Step: p.Value, Steps: p.Max}
+			case "progress_state", "progress":
+				// Builds since 0.3.44 send progress_state, then the step's
+				// preview, then progress for the same step; older ones send
+				// progress, then the preview. Each step is reported once.
+				if p, ok := c.stepOf(ev, nodes); ok && (p.Step != last.Step || p.Steps != last.Steps) {
+					last = p
 					progress(last)
 				}
 			case "preview":
 				// Event-1 previews carry no prompt_id; this socket's client_id
-				// is ours alone, so they are ours.
+				// is ours alone, so they are ours. A preview before any step
+				// (Steps 0) is still worth showing.
 				progress(Progress{Step: last.Step, Steps: last.Steps, Preview: ev.Preview, PreviewType: ev.PreviewType})
 			case "execution_error", "execution_interrupted":
 				if ev.PromptID == promptID {
@@ -317,7 +330,7 @@ func (c *comfyUI) wait(ctx context.Context, req Request, promptID string, sock *
 				_ = json.Unmarshal(ev.Data, &d)
 				if ev.PromptID == promptID && (ev.Type == "execution_success" || d.Node == nil) {
 					if entry, err := poll(); entry != nil || err != nil {
-						return entry, err
+						return finished(entry, err)
 					}
 					startPolling()
 				}
@@ -344,6 +357,44 @@ func (c *comfyUI) inQueue(ctx context.Context, promptID string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// stepOf reads the step a progress or progress_state event reports. The
+// sampler's steps win: a node running with more than one step is the
+// sampler (value/max). A workflow the map gives no steps input has no
+// sampler; its progress is the count of finished nodes.
+func (c *comfyUI) stepOf(ev comfyEvent, nodes int) (Progress, bool) {
+	if ev.Type == "progress" {
+		var p struct{ Value, Max int }
+		// Builds before 2024 sent progress without a prompt_id; on our own
+		// client_id it can only be ours.
+		if json.Unmarshal(ev.Data, &p) != nil || p.Max <= 0 {
+			return Progress{}, false
+		}
+		return Progress{Step: p.Value, Steps: p.Max}, true
+	}
+	var d struct {
+		Nodes map[string]struct {
+			Value, Max float64
+			State      string
+		} `json:"nodes"`
+	}
+	if json.Unmarshal(ev.Data, &d) != nil {
+		return Progress{}, false
+	}
+	finished := 0
+	for _, n := range d.Nodes {
+		if n.State == "running" && n.Max > 1 {
+			return Progress{Step: int(n.Value), Steps: int(n.Max)}, true
+		}
+		if n.State == "finished" {
+			finished++
+		}
+	}
+	if _, sampler := c.targets["steps"]; sampler || nodes <= 0 || finished == 0 {
+		return Progress{}, false
+	}
+	return Progress{Step: min(finished, nodes), Steps: nodes}, true
 }
 
 // history returns the prompt's entry, or nil while it is still queued or

@@ -293,7 +293,10 @@ func TestComfyUITimeoutStopsTheJobOnTheServer(t *testing.T) {
 	if len(ids) != 1 || ids[0] == "" {
 		t.Fatalf("interrupts = %q, want one targeted at the job", ids)
 	}
-	waitComfyStatus(t, fake, ids[0], "error")
+	// Stopped there, and its history entry (the graph, prompt included) gone.
+	if got := fake.Status(ids[0]); got != "unknown" || !slices.Contains(fake.HistoryDeleted(), ids[0]) {
+		t.Errorf("prompt is %q, history deleted %q; want it stopped and its entry deleted", got, fake.HistoryDeleted())
+	}
 }
 
 func TestComfyUICancel(t *testing.T) {
@@ -317,8 +320,11 @@ func TestComfyUICancel(t *testing.T) {
 	if len(ids[0]) != 36 || strings.ToLower(ids[0]) != ids[0] {
 		t.Errorf("prompt_id %q is not a canonical lowercase UUID", ids[0])
 	}
-	// The fake stops at its next step: the prompt ends interrupted, not done.
-	waitComfyStatus(t, fake, ids[0], "error")
+	// The fake stops at its next step: the prompt ends interrupted, not
+	// done, and its history entry is deleted once it is there.
+	if got := fake.Status(ids[0]); got != "unknown" || !slices.Contains(fake.HistoryDeleted(), ids[0]) {
+		t.Errorf("prompt is %q, history deleted %q; want it stopped and its entry deleted", got, fake.HistoryDeleted())
+	}
 	if o := fake.Origins(); len(o) != 0 {
 		t.Errorf("adapter sent Origin headers %q", o)
 	}
@@ -370,16 +376,21 @@ func waitComfyStatus(t *testing.T, fake *backendfake.ComfyUI, id, want string) {
 func TestComfyUIWebsocketDropFallsBackToHistory(t *testing.T) {
 	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyDropWebsocket, FailAtStep: 3, StepDelay: 5 * time.Millisecond})
 	c := newComfyTest(t, fake, nil)
-	var last Progress
-	res, err := c.Generate(context.Background(), comfyRequest(128, 128, 1), func(p Progress) { last = p })
+	var steps []int
+	res, err := c.Generate(context.Background(), comfyRequest(128, 128, 1), func(p Progress) {
+		if p.Preview == nil {
+			steps = append(steps, p.Step)
+		}
+	})
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
 	if len(res.Images) != 1 {
 		t.Fatalf("got %d images, want 1", len(res.Images))
 	}
-	if last.Step != 3 {
-		t.Errorf("last progress %d/%d, want 3/8: the socket dropped after step 3", last.Step, last.Steps)
+	// The socket dropped after step 3; the finished job then says 8/8.
+	if want := []int{1, 2, 3, 8}; !slices.Equal(steps, want) {
+		t.Errorf("progress %v, want %v: the socket dropped after step 3", steps, want)
 	}
 	polls := 0
 	for route, n := range fake.Requests() {
@@ -645,5 +656,39 @@ func TestComfyUIPromptClearedFromTheQueue(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the job still waits for a prompt that is no longer anywhere on the server")
+	}
+}
+
+// TestComfyUIProgressEachStepOnce: newer builds send progress_state, then
+// the step's preview, then progress; older ones progress, then the
+// preview. Either way each step is reported once, and every preview
+// carries its own step, not the one before.
+func TestComfyUIProgressEachStepOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		old  bool
+	}{{"with progress_state", false}, {"before progress_state", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Previews: true, OldProgress: tt.old})
+			c := newComfyTest(t, fake, nil)
+			var steps, previews []int
+			_, err := c.Generate(context.Background(), comfyRequest(512, 512, 1), func(p Progress) {
+				if p.Preview != nil {
+					previews = append(previews, p.Step)
+					return
+				}
+				steps = append(steps, p.Step)
+			})
+			if err != nil {
+				t.Fatalf("Generate: %v", err)
+			}
+			want := []int{1, 2, 3, 4, 5, 6, 7, 8}
+			if !slices.Equal(steps, want) {
+				t.Errorf("steps reported %v, want %v", steps, want)
+			}
+			if !slices.Equal(previews, want) {
+				t.Errorf("previews carried steps %v, want %v", previews, want)
+			}
+		})
 	}
 }

@@ -560,3 +560,11 @@ func (p *Pool) Status() []BackendStatus {
 	}
 	return out
 }
+
+// Backend returns the configured backend called name, or nil.
+func (p *Pool) Backend(name string) Backend {
+	if m := p.member(name); m != nil {
+		return m.b
+	}
+	return nil
+}

@@ -173,3 +173,41 @@ func BenchmarkFairness(b *testing.B) {
 	b.ReportMetric(jobsAhead/float64(b.N), "jobs-before-B")
 	b.ReportMetric(waitMS/float64(b.N), "ms-wait-of-B")
 }
+
+// BenchmarkPreviewRate: one ComfyUI job of 40 steps at 50 ms a step, a
+// preview with each (20 a second from the server). It reports the previews
+// and steps the person receives a second: previews are capped at 4/s.
+func BenchmarkPreviewRate(b *testing.B) {
+	fake := backendfake.NewComfyUI(b, backendfake.ComfyUIConfig{StepDelay: 50 * time.Millisecond, Previews: true})
+	comfy, err := backend.NewComfyUI(backend.Options{Name: "gpu0", Kind: backend.KindComfyUI, URL: fake.URL, Timeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := newEnv(b, []backend.Backend{comfy}, nil, queue.Options{}, true)
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	var previews, steps int
+	var running time.Duration
+	for b.Loop() {
+		p := params("a lighthouse")
+		p.Steps = 40
+		g, _ := e.submit(b, "alice", p)
+		var started time.Time
+		for ev := range events {
+			switch ev.Type {
+			case queue.EventStarted:
+				started = time.Now()
+			case queue.EventPreview:
+				previews++
+			case queue.EventProgress:
+				steps++
+			}
+			if final(g.ID)(ev) {
+				break
+			}
+		}
+		running += time.Since(started)
+	}
+	b.ReportMetric(float64(previews)/running.Seconds(), "previews/s")
+	b.ReportMetric(float64(steps)/running.Seconds(), "progress/s")
+}

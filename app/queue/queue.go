@@ -134,6 +134,7 @@ func (q *Queue) Start(ctx context.Context) error {
 		q.log.Warn("queue: recovered a generation left running", "generation", r.ID, "status", r.Status)
 		if r.Status == app.GenerationFailed {
 			q.hub.Publish(r.UserID, Event{Type: EventFailed, GenerationID: r.ID, Reason: ReasonInterrupted, Message: interruptedMessage})
+			q.abandon(ctx, r.ID)
 		}
 	}
 	queued, err := q.db.QueuedGenerations(ctx)

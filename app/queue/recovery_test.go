@@ -3,17 +3,22 @@ package queue_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"zimage/app"
 	"zimage/app/backend"
+	"zimage/app/backend/backendfake"
 	"zimage/app/queue"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
@@ -78,6 +83,10 @@ func TestRecoveryAfterRestart(t *testing.T) {
 
 const helperEnv = "ZIMAGE_QUEUE_HELPER_DIR"
 
+// helperComfyEnv, when set, points the helper's one backend at this
+// ComfyUI instead of the builtin renderer.
+const helperComfyEnv = "ZIMAGE_QUEUE_HELPER_COMFYUI"
+
 // TestHelperQueueProcess is not a test: TestKill9DuringJob runs the test
 // binary again with helperEnv set, so that this runs as a real server
 // process it can kill. It starts a queue on the folder's database (which
@@ -101,7 +110,13 @@ func TestHelperQueueProcess(t *testing.T) {
 	if err := v.EnsureUserKey("alice"); err != nil {
 		fatalHelper(err)
 	}
-	pool, err := backend.NewPool([]backend.Backend{builtin(t, "cpu", 200*time.Millisecond)}, nil, backend.PoolOptions{})
+	b := builtin(t, "cpu", 200*time.Millisecond)
+	if u := os.Getenv(helperComfyEnv); u != "" {
+		if b, err = backend.NewComfyUI(backend.Options{Name: "gpu0", Kind: backend.KindComfyUI, URL: u, Timeout: time.Minute}); err != nil {
+			fatalHelper(err)
+		}
+	}
+	pool, err := backend.NewPool([]backend.Backend{b}, nil, backend.PoolOptions{})
 	if err != nil {
 		fatalHelper(err)
 	}
@@ -238,5 +253,139 @@ func TestKill9DuringJob(t *testing.T) {
 	g, err := e.q.Get(context.Background(), "alice", id)
 	if err != nil || g.Status != app.GenerationFailed || g.ErrorReason != queue.ReasonInterrupted || g.ErrorMessage == "" {
 		t.Errorf("after recovery: %+v, %v", g, err)
+	}
+}
+
+// TestKill9ReattachesComfyUIPrompt: Z Image is killed while ComfyUI makes
+// its image. After the restart it takes that prompt over instead of
+// submitting it again: ComfyUI runs it once, and the image lands.
+func TestKill9ReattachesComfyUIPrompt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	fake := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{StepDelay: 20 * time.Millisecond})
+	t.Setenv(helperComfyEnv, fake.URL)
+	dir := t.TempDir()
+	id, _ := runAndKill(t, dir, true) // killed at its first step of 100
+
+	e := &env{dir: dir, sink: &fileSink{dir: dir}}
+	e.openDB(t)
+	v, err := vault.Open(filepath.Join(dir, "keys"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	comfy, err := backend.NewComfyUI(backend.Options{Name: "gpu0", Kind: backend.KindComfyUI, URL: fake.URL, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pool = newPool(t, []backend.Backend{comfy}, nil)
+	e.q = queue.New(e.db, e.pool, v, e.sink, queue.Options{})
+	events, stop := e.q.Subscribe("alice")
+	defer stop()
+	e.start(t)
+	seen := waitEvent(t, events, final(id))
+	if last := seen[len(seen)-1]; last.Type != queue.EventSucceeded || len(last.ImageIDs) != 1 {
+		t.Fatalf("final event %+v, want succeeded with one image", last)
+	}
+	if _, err := os.Stat(filepath.Join(dir, last(seen).ImageIDs[0]+".png")); err != nil {
+		t.Errorf("the image did not land: %v", err)
+	}
+	if n := fake.Requests()["POST /prompt"]; n != 1 {
+		t.Errorf("ComfyUI ran %d prompts for one job killed once, want 1", n)
+	}
+	if got := fake.Interrupts(); len(got) != 0 {
+		t.Errorf("interrupts %q, want none", got)
+	}
+}
+
+func last(es []queue.Event) queue.Event { return es[len(es)-1] }
+
+// dyingTransport plays a process killed mid-job: once dead, none of its
+// requests leave the machine, so nothing is stopped on the server.
+type dyingTransport struct{ dead atomic.Bool }
+
+func (d *dyingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d.dead.Load() {
+		return nil, errors.New("the process is dead")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestRestartStopsAPromptItWillNotResume: a prompt a killed process left
+// on ComfyUI is stopped there when the job will not take it over: the job
+// fails as interrupted (killed during its second attempt), or runs on
+// another backend this time.
+func TestRestartStopsAPromptItWillNotResume(t *testing.T) {
+	tests := []struct {
+		name      string
+		starts    int    // attempts before the kill
+		requested string // the job's backend
+		wantEvent string
+	}{
+		{"failed as interrupted", 2, "", queue.EventFailed},
+		{"runs on another backend", 1, "gpu1", queue.EventSucceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hung := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{Fail: backendfake.ComfyHang})
+			other := backendfake.NewComfyUI(t, backendfake.ComfyUIConfig{})
+			comfy := func(name, url string, client *http.Client) backend.Backend {
+				b, err := backend.NewComfyUI(backend.Options{Name: name, Kind: backend.KindComfyUI, URL: url, Timeout: time.Minute, HTTPClient: client})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			e := newEnv(t, []backend.Backend{comfy("gpu0", hung.URL, nil), comfy("gpu1", other.URL, nil)}, nil, queue.Options{}, false)
+			p := params("killed")
+			p.Backend = tt.requested
+			g, _ := e.submit(t, "alice", p)
+			ctx := context.Background()
+			for i := range tt.starts {
+				if i > 0 {
+					if _, err := e.db.RequeueGeneration(ctx, g.ID, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := e.db.StartGeneration(ctx, g.ID, "gpu0"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The dead process's last attempt: its prompt runs (and hangs) on gpu0.
+			dying := &dyingTransport{}
+			var token string
+			req := backend.Request{JobID: g.ID, Prompt: "killed", Width: 64, Height: 64, Steps: 2, Seed: 42, Count: 1,
+				Submitted: func(tok string) { token = tok }}
+			jobCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			_, _ = comfy("gpu0", hung.URL, &http.Client{Transport: dying}).Generate(jobCtx, req, func(backend.Progress) {
+				dying.dead.Store(true)
+				cancel()
+			})
+			f := strings.Fields(token)
+			if len(f) != 2 || hung.Status(f[1]) != "running" {
+				t.Fatalf("token %q: want a prompt running on the server", token)
+			}
+			if err := e.db.SetGenerationBackendJob(ctx, g.ID, "gpu0\t"+token); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.db.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			e.openDB(t)
+			e.q = queue.New(e.db, e.pool, e.vault, e.sink, queue.Options{})
+			events, stop := e.q.Subscribe("alice")
+			defer stop()
+			e.start(t)
+			if last := last(waitEvent(t, events, final(g.ID))); last.Type != tt.wantEvent {
+				t.Fatalf("final event %+v, want %s", last, tt.wantEvent)
+			}
+			eventually(t, "the prompt stopped on gpu0", func() bool { return hung.Status(f[1]) != "running" })
+			if got := hung.Interrupts(); !slices.Contains(got, f[1]) {
+				t.Errorf("interrupts %q, want one for %s", got, f[1])
+			}
+		})
 	}
 }

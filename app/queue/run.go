@@ -21,10 +21,6 @@ var (
 // progress.
 const ReasonStalled = "stalled"
 
-// progressEvery throttles progress events to about ten a second per job;
-// the last step always goes out.
-const progressEvery = 100 * time.Millisecond
-
 // schedule places jobs whenever something may have changed: a submit, a
 // cancel, a freed slot, a backend's health. On a slower beat it does the
 // upkeep that costs a pass over every queued job: failing jobs that waited
@@ -281,7 +277,8 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 
 	req := backend.Request{JobID: g.ID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Width: g.Width, Height: g.Height,
 		Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Count: g.Count, Model: g.Model, Sampler: g.Sampler, Scheduler: g.Scheduler}
-	var last time.Time
+	q.resumable(ctx, j.id, b.Name(), &req)
+	gate := progressGate{now: time.Now}
 	reported := false // the backend reported progress in this job
 	res, err := b.Generate(ctx, req, func(p backend.Progress) {
 		if p.Stalled > 0 {
@@ -295,14 +292,9 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 			j.stall, reported = "", true
 			q.pool.Unstalled(b.Name())
 		}
-		final := p.Steps > 0 && p.Step >= p.Steps
-		if now := time.Now(); final || now.Sub(last) >= progressEvery {
-			last = now
-			q.hub.Publish(j.userID, Event{Type: EventProgress, GenerationID: j.id, Step: p.Step, Steps: p.Steps})
-			if len(p.Preview) > 0 {
-				q.hub.Publish(j.userID, Event{Type: EventPreview, GenerationID: j.id, Step: p.Step, Steps: p.Steps,
-					Preview: p.Preview, PreviewType: p.PreviewType})
-			}
+		for _, e := range gate.events(p) {
+			e.GenerationID = j.id
+			q.hub.Publish(j.userID, e)
 		}
 	})
 	release() // the backend is free for the next job while we store the images
@@ -345,6 +337,51 @@ func (q *Queue) run(ctx context.Context, j *job, b backend.Backend) {
 		q.hub.Publish(j.userID, Event{Type: EventSucceeded, GenerationID: j.id, ImageIDs: ids})
 	}
 	q.pool.Unstalled(b.Name()) // it finished a job: it is not hung
+}
+
+// resumable lets the backend take over work an earlier process of ours
+// left on the same server (killed mid-job), and records what it needs to do
+// the same after the next crash. The record is "backend\ttoken"; a token
+// from another backend means nothing here.
+func (q *Queue) resumable(ctx context.Context, id, backendName string, req *backend.Request) {
+	ctx = context.WithoutCancel(ctx)
+	prev, err := q.db.GenerationBackendJob(ctx, id)
+	if err != nil {
+		q.log.Warn("queue: read backend job", "generation", id, "err", err)
+	}
+	if name, token, ok := strings.Cut(prev, "\t"); ok && name == backendName {
+		req.Resume = token
+		q.log.Info("queue: taking over the backend's work from before the restart", "generation", id, "backend", backendName)
+	} else if ok {
+		// It runs elsewhere this time: what the other server may still be
+		// doing for it is nobody's.
+		q.abandonOn(name, token)
+	}
+	req.Submitted = func(token string) {
+		if err := q.db.SetGenerationBackendJob(ctx, id, backendName+"\t"+token); err != nil {
+			q.log.Warn("queue: record backend job", "generation", id, "err", err)
+		}
+	}
+}
+
+// abandon stops, on its server, the work of a job that ended while no
+// process followed it (failed as interrupted at a restart), so the GPU
+// does not go on making an image nobody will take.
+func (q *Queue) abandon(ctx context.Context, id string) {
+	prev, err := q.db.GenerationBackendJob(ctx, id)
+	if name, token, ok := strings.Cut(prev, "\t"); err == nil && ok {
+		q.abandonOn(name, token)
+	}
+}
+
+func (q *Queue) abandonOn(name, token string) {
+	if a, ok := q.pool.Backend(name).(backend.Abandoner); ok {
+		q.running.Add(1)
+		go func() {
+			defer q.running.Done()
+			a.Abandon(q.ctx, token)
+		}()
+	}
 }
 
 func (j *job) isCanceled(q *Queue) bool {

@@ -25,6 +25,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateImagesLifetimeIndex,         // 11: index on an image's lifetime (expires_at - created_at)
 	migrateSealSessionsAndKeyNames,     // 12: sealed session device/place and API key names
 	migrateGenerationsSamplerScheduler, // 13: generations.sampler and scheduler
+	migrateGenerationBackendJob,        // 14: the backend's own id of a running job, so a restart can reattach
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -52,6 +52,13 @@ type ComfyUIConfig struct {
 	Fail      ComfyFailure
 	// FailAtStep is the sampler step (1-based) at which Fail strikes; 0 means 1.
 	FailAtStep int
+	// OldProgress plays a build from before the progress registry (0.3.43
+	// and older): no progress_state, and previews only as event 1, sent
+	// after the step's progress.
+	OldProgress bool
+	// GlobalInterrupt plays a build before 0.3.57: POST /interrupt ignores
+	// prompt_id and stops whatever prompt runs.
+	GlobalInterrupt bool
 	// OldErrorSchema answers 400s as pre-2025 builds did: "error" is a bare
 	// string and an empty node_errors is [].
 	OldErrorSchema bool
@@ -70,6 +77,7 @@ type ComfyUI struct {
 	origins    []string
 	interrupts []string
 	deleted    []string
+	forgotten  []string // prompt ids POST /history {"delete":[…]} named
 	sockets    map[string]*comfySocket
 	pending    []*comfyPrompt
 	running    *comfyPrompt
@@ -183,6 +191,18 @@ func (f *ComfyUI) Interrupts() []string {
 	return append([]string(nil), f.interrupts...)
 }
 
+// Files returns the path of every image the server keeps on disk, as
+// "output/…" or "temp/…".
+func (f *ComfyUI) Files() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.files))
+	for k := range f.files {
+		out = append(out, k)
+	}
+	return out
+}
+
 // Deleted returns every prompt_id a POST /queue {"delete":[…]} named.
 func (f *ComfyUI) Deleted() []string {
 	f.mu.Lock()
@@ -244,6 +264,8 @@ func (f *ComfyUI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.postPrompt(w, r)
 	case route == "/prompt" && r.Method == http.MethodGet:
 		f.writeJSON(w, 200, map[string]any{"exec_info": map[string]any{"queue_remaining": f.remaining()}})
+	case route == "/history" && r.Method == http.MethodPost:
+		f.postHistory(w, r)
 	case route == "/history" && r.Method == http.MethodGet:
 		f.getHistory(w, r, "")
 	case strings.HasPrefix(route, "/history/") && r.Method == http.MethodGet:
@@ -490,6 +512,36 @@ func (f *ComfyUI) postQueue(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// postHistory is server.py post_history: {"delete":[ids]} drops those
+// entries, {"clear":true} all of them.
+func (f *ComfyUI) postHistory(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Delete []string `json:"delete"`
+		Clear  bool     `json:"clear"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	f.mu.Lock()
+	f.forgotten = append(f.forgotten, body.Delete...)
+	kept := f.order[:0]
+	for _, id := range f.order {
+		if body.Clear || contains(body.Delete, id) {
+			delete(f.history, id)
+			continue
+		}
+		kept = append(kept, id)
+	}
+	f.order = kept
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+// HistoryDeleted returns every prompt_id a POST /history {"delete":[…]} named.
+func (f *ComfyUI) HistoryDeleted() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.forgotten...)
+}
+
 // postInterrupt stops the running prompt; with a prompt_id, only if it is
 // that one (the targeted form, since 2025-09).
 func (f *ComfyUI) postInterrupt(w http.ResponseWriter, r *http.Request) {
@@ -499,7 +551,7 @@ func (f *ComfyUI) postInterrupt(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewDecoder(r.Body).Decode(&body)
 	f.mu.Lock()
 	f.interrupts = append(f.interrupts, body.PromptID)
-	if p := f.running; p != nil && (body.PromptID == "" || body.PromptID == p.id) {
+	if p := f.running; p != nil && (body.PromptID == "" || body.PromptID == p.id || f.cfg.GlobalInterrupt) {
 		p.interrupt()
 	}
 	f.mu.Unlock()
@@ -576,7 +628,7 @@ func (f *ComfyUI) serveWS(w http.ResponseWriter, r *http.Request) {
 				SupportsPreviewMetadata bool `json:"supports_preview_metadata"`
 			} `json:"data"`
 		}
-		if typ != websocket.MessageText || json.Unmarshal(data, &msg) != nil || msg.Type != "feature_flags" {
+		if typ != websocket.MessageText || json.Unmarshal(data, &msg) != nil || msg.Type != "feature_flags" || f.config().OldProgress {
 			continue
 		}
 		f.mu.Lock()

@@ -116,6 +116,7 @@ func (f *ComfyUI) run(p *comfyPrompt) {
 		outcome = f.pause(p, cfg.LoadDelay)
 	}
 	order := comfyOrder(p.graph, p.outputs)
+	progress := &comfyProgress{f: f, p: p, off: cfg.OldProgress, nodes: map[string]map[string]any{}}
 	for _, id := range order {
 		if outcome != comfySucceeded {
 			break
@@ -125,17 +126,19 @@ func (f *ComfyUI) run(p *comfyPrompt) {
 			break
 		}
 		f.send(p.clientID, "executing", map[string]any{"node": id, "display_node": id, "prompt_id": p.id})
+		progress.start(id)
 		switch p.graph[id].ClassType {
 		case "KSampler":
-			outcome = f.sample(p, id, cfg)
+			outcome = f.sample(p, id, cfg, progress)
 			failure = map[string]any{"node_id": id, "node_type": "KSampler"}
-		case "SaveImage":
+		case "SaveImage", "PreviewImage":
 			out := map[string]any{"images": f.save(p, id)}
 			outputs[id] = out
 			f.send(p.clientID, "executed", map[string]any{"node": id, "display_node": id, "output": out, "prompt_id": p.id})
 		}
 		if outcome == comfySucceeded {
 			executed = append(executed, id)
+			progress.finish(id)
 		}
 	}
 
@@ -188,7 +191,7 @@ func (f *ComfyUI) run(p *comfyPrompt) {
 
 // sample plays the sampler's steps, with the failure knobs striking after
 // the progress of step FailAtStep.
-func (f *ComfyUI) sample(p *comfyPrompt, id string, cfg ComfyUIConfig) comfyOutcome {
+func (f *ComfyUI) sample(p *comfyPrompt, id string, cfg ComfyUIConfig, progress *comfyProgress) comfyOutcome {
 	steps := int(comfyInputInt(p.graph[id], "steps", 20))
 	failAt := max(cfg.FailAtStep, 1)
 	var preview []byte
@@ -200,9 +203,13 @@ func (f *ComfyUI) sample(p *comfyPrompt, id string, cfg ComfyUIConfig) comfyOutc
 		if o := f.pause(p, cfg.StepDelay); o != comfySucceeded {
 			return o
 		}
+		// main.py hook: the progress registry first (progress_state, then
+		// the preview with metadata to clients that asked for it), then
+		// progress, then the old-style preview to the other clients.
+		progress.update(id, i, steps, preview)
 		f.send(p.clientID, "progress", map[string]any{"value": i, "max": steps, "prompt_id": p.id, "node": id})
 		if preview != nil {
-			f.sendPreview(p, id, preview)
+			f.sendPreview(p, id, preview, false)
 		}
 		if i != failAt {
 			continue
@@ -231,11 +238,18 @@ func (f *ComfyUI) sample(p *comfyPrompt, id string, cfg ComfyUIConfig) comfyOutc
 
 // sendPreview sends a binary preview frame: event 1 [u32 type][u32 1=JPEG]
 // [bytes], or event 4 with a JSON header to clients that asked for metadata.
-func (f *ComfyUI) sendPreview(p *comfyPrompt, node string, jpg []byte) {
+//
+// withMeta says which clients this call serves: those that asked for
+// metadata (sent from the progress registry) or the others (from main.py's
+// hook, after progress).
+func (f *ComfyUI) sendPreview(p *comfyPrompt, node string, jpg []byte, withMeta bool) {
 	for _, s := range f.socketsFor(p.clientID) {
 		f.mu.Lock()
-		withMeta := s.metadata
+		meta := s.metadata
 		f.mu.Unlock()
+		if meta != withMeta {
+			continue
+		}
 		var frame []byte
 		if withMeta {
 			meta, _ := json.Marshal(map[string]any{"node_id": node, "prompt_id": p.id, "display_node_id": node,
@@ -272,6 +286,12 @@ func (f *ComfyUI) save(p *comfyPrompt, id string) []map[string]any {
 	if prefix == "" {
 		prefix = "ComfyUI"
 	}
+	// PreviewImage is SaveImage into temp/ (which ComfyUI empties at every
+	// start and exit), with a random suffix on the prefix.
+	folder := "output"
+	if p.graph[id].ClassType == "PreviewImage" {
+		folder, prefix = "temp", "ComfyUI_temp_"+comfyNewUUID()[:5]
+	}
 	sub, base := path.Split(prefix)
 	sub = path.Clean("/" + sub)[1:]
 	w, h, batch := comfyLatent(p.graph)
@@ -282,9 +302,9 @@ func (f *ComfyUI) save(p *comfyPrompt, id string) []map[string]any {
 		f.mu.Lock()
 		f.counter++
 		name := fmt.Sprintf("%s_%05d_.png", base, f.counter)
-		f.files["output/"+path.Join(sub, name)] = data
+		f.files[folder+"/"+path.Join(sub, name)] = data
 		f.mu.Unlock()
-		images = append(images, map[string]any{"filename": name, "subfolder": sub, "type": "output"})
+		images = append(images, map[string]any{"filename": name, "subfolder": sub, "type": folder})
 	}
 	return images
 }
@@ -344,13 +364,18 @@ func comfyFirst(graph map[string]comfyNode, class string) (comfyNode, bool) {
 func comfyLatent(graph map[string]comfyNode) (w, h, batch int) {
 	n, ok := comfyFirst(graph, "EmptySD3LatentImage")
 	if !ok {
-		return 1024, 1024, 1
+		if n, ok = comfyFirst(graph, "EmptyImage"); !ok { // the model-free workflow
+			return 1024, 1024, 1
+		}
 	}
 	return int(comfyInputInt(n, "width", 1024)), int(comfyInputInt(n, "height", 1024)), int(comfyInputInt(n, "batch_size", 1))
 }
 
 func comfySeed(graph map[string]comfyNode) uint64 {
-	n, _ := comfyFirst(graph, "KSampler")
+	n, ok := comfyFirst(graph, "KSampler")
+	if !ok {
+		n, _ = comfyFirst(graph, "ImageAddNoise")
+	}
 	if num, ok := n.Inputs["seed"].(json.Number); ok {
 		if s, err := strconv.ParseUint(num.String(), 10, 64); err == nil {
 			return s
@@ -392,4 +417,46 @@ func comfyRenderJPEG(w, h int, seed uint64, index int) []byte {
 	var buf bytes.Buffer
 	_ = jpeg.Encode(&buf, comfyRender(w, h, seed, index), &jpeg.Options{Quality: 70})
 	return buf.Bytes()
+}
+
+// comfyProgress is comfy_execution/progress.py's ProgressRegistry with its
+// WebUIProgressHandler: every node start, step and finish sends
+// progress_state with every node that is not pending, and a step with a
+// preview sends it (event 4) to clients that asked for metadata. off plays
+// a build from before the registry (0.3.43 and older): nothing is sent, and
+// every client gets event-1 previews.
+type comfyProgress struct {
+	f     *ComfyUI
+	p     *comfyPrompt
+	off   bool
+	nodes map[string]map[string]any
+}
+
+func (r *comfyProgress) set(node string, value, maxValue float64, state string) {
+	r.nodes[node] = map[string]any{"value": value, "max": maxValue, "state": state, "node_id": node, "prompt_id": r.p.id,
+		"display_node_id": node, "parent_node_id": nil, "real_node_id": node}
+	r.f.send(r.p.clientID, "progress_state", map[string]any{"prompt_id": r.p.id, "nodes": r.nodes})
+}
+
+func (r *comfyProgress) start(node string) {
+	if !r.off {
+		r.set(node, 0, 1, "running")
+	}
+}
+
+func (r *comfyProgress) update(node string, value, maxValue int, preview []byte) {
+	if r.off {
+		return
+	}
+	r.set(node, float64(value), float64(maxValue), "running")
+	if preview != nil {
+		r.f.sendPreview(r.p, node, preview, true)
+	}
+}
+
+func (r *comfyProgress) finish(node string) {
+	if !r.off {
+		m, _ := r.nodes[node]["max"].(float64)
+		r.set(node, max(m, 1), max(m, 1), "finished")
+	}
 }

@@ -87,6 +87,12 @@ func comfyCatalogue(cfg ComfyUIConfig) map[string]comfyClass {
 			Required: []comfyInput{comfyLink("samples", "LATENT"), comfyLink("vae", "VAE")}},
 		"SaveImage": {Display: "Save Image", Category: "image", OutputNode: true,
 			Required: []comfyInput{comfyLink("images", "IMAGE"), {Name: "filename_prefix", Type: "STRING", Default: "ComfyUI"}}},
+		"EmptyImage": {Display: "EmptyImage", Category: "image", Output: []string{"IMAGE"},
+			Required: []comfyInput{comfyInt("width", 512, 1, 16384), comfyInt("height", 512, 1, 16384), comfyInt("batch_size", 1, 1, 4096), comfyInt("color", 0, 0, 0xFFFFFF)}},
+		"ImageAddNoise": {Display: "ImageAddNoise", Category: "image", Output: []string{"IMAGE"},
+			Required: []comfyInput{comfyLink("image", "IMAGE"), comfyInt("seed", 0, 0, 18446744073709551615), comfyFloat("strength", 0.5, 0, 1)}},
+		"PreviewImage": {Display: "Preview Image", Category: "image", OutputNode: true,
+			Required: []comfyInput{comfyLink("images", "IMAGE")}},
 	}
 }
 
