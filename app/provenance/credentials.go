@@ -1,0 +1,106 @@
+package provenance
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+
+	"zimage/app/provenance/c2pa"
+)
+
+// Credentials adds signed C2PA Content Credentials, the last step: the
+// manifest's hash binds every other byte of the file, so nothing may
+// change the file after Sign. Its zero value (no Signer) signs nothing.
+type Credentials struct {
+	// Signer is the operator's checked key and certificate; nil when
+	// signing is off or its configuration is broken.
+	Signer *c2pa.Signer
+	// Version is the build's version, for the software agent.
+	Version string
+	// IncludeModel writes the model's name into the manifest (config
+	// provenance.include_model); off, the manifest names only Z Image.
+	IncludeModel bool
+}
+
+// PNG chunk and WebP RIFF chunk that carry a C2PA manifest store (C2PA
+// 2.1, "Embedding manifests into assets").
+const (
+	pngC2PAChunk  = "caBX"
+	webpC2PAChunk = "C2PA"
+)
+
+// Sign returns data with a signed manifest saying it was created by Z Image
+// from sourceType (and model, if IncludeModel). PNG carries it in a caBX
+// chunk after IHDR, WebP in a C2PA chunk at the end (the file becomes
+// extended-format WebP). Other formats, and a Credentials without Signer,
+// return data unchanged.
+func (c Credentials) Sign(data []byte, sourceType, model string) ([]byte, error) {
+	if c.Signer == nil {
+		return data, nil
+	}
+	f := c2pa.Facts{DigitalSourceType: sourceType, Software: Software, Version: c.Version}
+	if c.IncludeModel {
+		f.Model = model
+	}
+	var box c2pa.Container
+	switch Format(data) {
+	case PNG:
+		box = pngContainer(data)
+	case WebP:
+		chunks, err := webpChunks(data)
+		if err != nil {
+			return nil, err
+		}
+		if chunks, err = extendedWebP(chunks); err != nil {
+			return nil, err
+		}
+		box = webpContainer(chunks)
+	default:
+		return data, nil
+	}
+	out, err := c.Signer.Embed(box, f)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: content credentials: %w", err)
+	}
+	return out, nil
+}
+
+// pngContainer puts the manifest store in a caBX chunk right after IHDR;
+// the hash leaves out the whole chunk (length, type, data and CRC).
+type pngContainer []byte
+
+func (p pngContainer) Place(n int) ([]byte, c2pa.Exclusion, error) {
+	const ihdrEnd = 8 + 4 + 4 + 13 + 4
+	out, err := insertPNGChunk(p, pngC2PAChunk, make([]byte, n))
+	return out, c2pa.Exclusion{Start: ihdrEnd, Length: 12 + n}, err
+}
+
+func (pngContainer) Fill(file []byte, ex c2pa.Exclusion, store []byte) error {
+	chunk := file[ex.Start : ex.Start+ex.Length]
+	if string(chunk[4:8]) != pngC2PAChunk || len(store) != len(chunk)-12 {
+		return fmt.Errorf("provenance: caBX chunk not where it was placed")
+	}
+	copy(chunk[8:], store)
+	binary.BigEndian.PutUint32(chunk[8+len(store):], crc32.ChecksumIEEE(chunk[4:8+len(store)]))
+	return nil
+}
+
+// webpContainer puts the manifest store in a C2PA chunk at the end of an
+// extended-format WebP; the hash leaves out the chunk's header and data
+// (a padding byte after odd data is hashed, as c2pa-rs does).
+type webpContainer []riffChunk
+
+func (w webpContainer) Place(n int) ([]byte, c2pa.Exclusion, error) {
+	out := encodeWebP(append(w[:len(w):len(w)], riffChunk{webpC2PAChunk, make([]byte, n)}))
+	start := len(out) - 8 - n - n&1
+	return out, c2pa.Exclusion{Start: start, Length: 8 + n}, nil
+}
+
+func (webpContainer) Fill(file []byte, ex c2pa.Exclusion, store []byte) error {
+	chunk := file[ex.Start : ex.Start+ex.Length]
+	if string(chunk[:4]) != webpC2PAChunk || len(store) != len(chunk)-8 {
+		return fmt.Errorf("provenance: C2PA chunk not where it was placed")
+	}
+	copy(chunk[8:], store)
+	return nil
+}
