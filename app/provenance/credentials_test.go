@@ -97,11 +97,15 @@ func TestCredentialsAreValidForTheReferenceReader(t *testing.T) {
 		{"simple-format webp", ".webp", simple, provenance.AlgorithmicMedia, false},
 	}
 	const model = "z-image-turbo-v7"
+	files := map[string][]byte{}
+	for _, tt := range tests {
+		cr := provenance.Credentials{Signer: signer, Version: "1.2.3", IncludeModel: tt.includeModel}
+		files[tt.name+tt.ext] = credentialed(t, cr, tt.data, tt.source, model)
+	}
+	reports := provenancetest.C2PAReadFiles(t, files)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cr := provenance.Credentials{Signer: signer, Version: "1.2.3", IncludeModel: tt.includeModel}
-			out := credentialed(t, cr, tt.data, tt.source, model)
-			r := provenancetest.C2PARead(t, out, tt.ext)
+			out, r := files[tt.name+tt.ext], reports[tt.name+tt.ext]
 			t.Logf("reader verdict: state %s, failures %v, actions %v", r.ValidationState, r.FailureCodes(), r.DigitalSourceTypes())
 			if r.Error != "" {
 				t.Fatalf("reader error: %s", r.Error)
@@ -169,18 +173,15 @@ func TestCredentialsFailWhenPixelsChange(t *testing.T) {
 	_, dirtyPNGFile := dirtyPNG(t)
 	_, lossy := dirtyWebP(t, false)
 	cr := provenance.Credentials{Signer: signer, Version: "1.2.3"}
-	for _, tt := range []struct {
-		name, ext string
-		data      []byte
-	}{{"png", ".png", dirtyPNGFile}, {"webp", ".webp", lossy}} {
-		t.Run(tt.name, func(t *testing.T) {
-			out := changePixels(t, credentialed(t, cr, tt.data, provenance.TrainedAlgorithmicMedia, ""))
-			r := provenancetest.C2PARead(t, out, tt.ext)
-			t.Logf("reader verdict on changed pixels: state %s, failures %v", r.ValidationState, r.FailureCodes())
-			if !r.Failed("assertion.dataHash.mismatch") || r.ValidationState != "Invalid" {
-				t.Errorf("changed pixels: state %s, failures %v; want Invalid with assertion.dataHash.mismatch", r.ValidationState, r.FailureCodes())
-			}
-		})
+	files := map[string][]byte{
+		"changed.png":  changePixels(t, credentialed(t, cr, dirtyPNGFile, provenance.TrainedAlgorithmicMedia, "")),
+		"changed.webp": changePixels(t, credentialed(t, cr, lossy, provenance.TrainedAlgorithmicMedia, "")),
+	}
+	for name, r := range provenancetest.C2PAReadFiles(t, files) {
+		t.Logf("reader verdict on %s: state %s, failures %v", name, r.ValidationState, r.FailureCodes())
+		if !r.Failed("assertion.dataHash.mismatch") || r.ValidationState != "Invalid" {
+			t.Errorf("%s: state %s, failures %v; want Invalid with assertion.dataHash.mismatch", name, r.ValidationState, r.FailureCodes())
+		}
 	}
 }
 
@@ -192,5 +193,34 @@ func TestCredentialsWithoutSignerLeaveFileAlone(t *testing.T) {
 	}
 	if strings.Contains(string(out), "caBX") {
 		t.Fatal("caBX chunk without a signer")
+	}
+}
+
+func TestCarriesSaysWhatTheFileHolds(t *testing.T) {
+	signer := testSigner(t)
+	clean, _ := dirtyPNG(t)
+	marked, err := provenance.Marker{}.Mark(clean, provenance.AlgorithmicMedia)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := provenance.Credentials{Signer: signer}.Sign(marked, provenance.AlgorithmicMedia, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want provenance.Carried
+	}{
+		{"plain", clean, provenance.Carried{}},
+		{"marked", marked, provenance.Carried{SourceType: provenance.AlgorithmicMedia}},
+		{"marked and signed", signed, provenance.Carried{SourceType: provenance.AlgorithmicMedia, Credentials: true, Signer: "Z Image test signer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := provenance.Carries(tt.data); got != tt.want {
+				t.Errorf("Carries = %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

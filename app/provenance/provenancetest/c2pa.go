@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,29 +98,56 @@ var readerDir struct {
 }
 
 // C2PARead runs the reference C2PA reader on data (a PNG or WebP, by ext
-// ".png" or ".webp"). The reader is installed once with npm ci from the
-// lock file in testdata/c2pa-reader into the user's cache folder. A
-// missing node or npm fails the test: the credentials must be proven by
-// the implementation no one here wrote.
+// ".png" or ".webp"). A missing node or npm fails the test: the
+// credentials must be proven by the implementation no one here wrote.
 func C2PARead(t testing.TB, data []byte, ext string) C2PAReport {
 	t.Helper()
+	return C2PAReadFiles(t, map[string][]byte{"file" + ext: data})["file"+ext]
+}
+
+// C2PAReadFiles reads several files in one run of the reader (it takes
+// about three seconds to start), keyed by name; a name ending in ".webp"
+// is read as WebP, any other as PNG. The reader is installed once with
+// npm ci from the lock file in testdata/c2pa-reader into the user's cache
+// folder.
+func C2PAReadFiles(t testing.TB, files map[string][]byte) map[string]C2PAReport {
+	t.Helper()
 	dir := c2paReader(t)
-	file := filepath.Join(t.TempDir(), "image"+ext)
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		t.Fatal(err)
+	tmp := t.TempDir()
+	args := []string{filepath.Join(dir, "reader.mjs")}
+	var keys []string
+	for key, data := range files {
+		ext := ".png"
+		if filepath.Ext(key) == ".webp" {
+			ext = ".webp"
+		}
+		name := filepath.Join(tmp, fmt.Sprintf("f%d%s", len(keys), ext))
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+		args = append(args, name)
 	}
-	cmd := exec.Command("node", filepath.Join(dir, "reader.mjs"), file)
+	cmd := exec.Command("node", args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("c2pa reader: %v: %s", err, errOut.String())
 	}
-	var r C2PAReport
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatalf("c2pa reader output is not JSON (%v): %s", err, out.String())
+	var raw []json.RawMessage
+	if err := json.Unmarshal(out.Bytes(), &raw); err != nil || len(raw) != len(keys) {
+		t.Fatalf("c2pa reader output is not %d JSON reports (%v): %s", len(keys), err, out.String())
 	}
-	r.Raw = out.String()
-	return r
+	res := map[string]C2PAReport{}
+	for i, key := range keys {
+		var r C2PAReport
+		if err := json.Unmarshal(raw[i], &r); err != nil {
+			t.Fatalf("c2pa reader report: %v", err)
+		}
+		r.Raw = string(raw[i])
+		res[key] = r
+	}
+	return res
 }
 
 func c2paReader(t testing.TB) string {
