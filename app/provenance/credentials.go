@@ -54,7 +54,7 @@ func (c Credentials) Sign(data []byte, sourceType, model string) ([]byte, error)
 		if chunks, err = extendedWebP(chunks); err != nil {
 			return nil, err
 		}
-		box = webpContainer(chunks)
+		box = &webpContainer{chunks: chunks}
 	default:
 		return data, nil
 	}
@@ -69,10 +69,13 @@ func (c Credentials) Sign(data []byte, sourceType, model string) ([]byte, error)
 // the hash leaves out the whole chunk (length, type, data and CRC).
 type pngContainer []byte
 
-func (p pngContainer) Place(n int) ([]byte, c2pa.Exclusion, error) {
+func (pngContainer) Exclusion(n int) c2pa.Exclusion {
 	const ihdrEnd = 8 + 4 + 4 + 13 + 4
-	out, err := insertPNGChunk(p, pngC2PAChunk, make([]byte, n))
-	return out, c2pa.Exclusion{Start: ihdrEnd, Length: 12 + n}, err
+	return c2pa.Exclusion{Start: ihdrEnd, Length: 12 + n}
+}
+
+func (p pngContainer) Place(n int) ([]byte, error) {
+	return insertPNGChunk(p, pngC2PAChunk, make([]byte, n))
 }
 
 func (pngContainer) Fill(file []byte, ex c2pa.Exclusion, store []byte) error {
@@ -88,15 +91,23 @@ func (pngContainer) Fill(file []byte, ex c2pa.Exclusion, store []byte) error {
 // webpContainer puts the manifest store in a C2PA chunk at the end of an
 // extended-format WebP; the hash leaves out the chunk's header and data
 // (a padding byte after odd data is hashed, as c2pa-rs does).
-type webpContainer []riffChunk
-
-func (w webpContainer) Place(n int) ([]byte, c2pa.Exclusion, error) {
-	out := encodeWebP(append(w[:len(w):len(w)], riffChunk{webpC2PAChunk, make([]byte, n)}))
-	start := len(out) - 8 - n - n&1
-	return out, c2pa.Exclusion{Start: start, Length: 8 + n}, nil
+type webpContainer struct {
+	chunks []riffChunk
 }
 
-func (webpContainer) Fill(file []byte, ex c2pa.Exclusion, store []byte) error {
+func (w *webpContainer) Exclusion(n int) c2pa.Exclusion {
+	start := 12 // RIFF header and "WEBP"
+	for _, c := range w.chunks {
+		start += 8 + len(c.payload) + len(c.payload)&1
+	}
+	return c2pa.Exclusion{Start: start, Length: 8 + n}
+}
+
+func (w *webpContainer) Place(n int) ([]byte, error) {
+	return encodeWebP(append(w.chunks[:len(w.chunks):len(w.chunks)], riffChunk{webpC2PAChunk, make([]byte, n)})), nil
+}
+
+func (*webpContainer) Fill(file []byte, ex c2pa.Exclusion, store []byte) error {
 	chunk := file[ex.Start : ex.Start+ex.Length]
 	if string(chunk[:4]) != webpC2PAChunk || len(store) != len(chunk)-8 {
 		return fmt.Errorf("provenance: C2PA chunk not where it was placed")

@@ -20,7 +20,7 @@ import (
 
 // testSigner is a signer with a fresh self-signed certificate, as
 // "zimage provenance init" makes it.
-func testSigner(t *testing.T) *c2pa.Signer {
+func testSigner(t testing.TB) *c2pa.Signer {
 	t.Helper()
 	key, cert, err := c2pa.SelfSigned("Z Image test signer", time.Now(), 24*time.Hour)
 	if err != nil {

@@ -164,19 +164,21 @@ func (s *Signer) store(ids manifestIDs, f Facts, hash []byte, ex Exclusion, sign
 	return superBox(uuidManifestStore, labelStore, manifest), nil
 }
 
-// Container is how a file format carries a manifest store: Place returns
-// the file with a chunk of the store's size at its place, and the byte
-// range that chunk takes (the hash exclusion); Fill writes the store into
-// that chunk.
+// Container is how a file format carries a manifest store: Exclusion
+// says which byte range a store of n bytes will take (the hash leaves it
+// out), Place returns the file with a chunk of that size at its place,
+// and Fill writes the store into that chunk.
 type Container interface {
-	Place(storeLen int) (file []byte, ex Exclusion, err error)
+	Exclusion(n int) Exclusion
+	Place(n int) ([]byte, error)
 	Fill(file []byte, ex Exclusion, store []byte) error
 }
 
-// Embed signs a manifest about f and embeds it with c. The file is laid
-// out first with a store of the final size (which depends only on the
-// numbers written into it, so a few rounds settle it), hashed without the
-// excluded range, then the signed store is written into place.
+// Embed signs a manifest about f and embeds it with c. The store's size
+// depends only on the numbers written into it (the exclusion), so a few
+// rounds settle it; the file is then laid out once with a store of that
+// size, hashed without the excluded range, and the signed store written
+// into place.
 func (s *Signer) Embed(c Container, f Facts) ([]byte, error) {
 	ids, err := newIDs()
 	if err != nil {
@@ -184,13 +186,8 @@ func (s *Signer) Embed(c Container, f Facts) ([]byte, error) {
 	}
 	zero := make([]byte, sha256.Size)
 	size := 0
-	var file []byte
-	var ex Exclusion
 	for range 4 {
-		if file, ex, err = c.Place(size); err != nil {
-			return nil, err
-		}
-		store, err := s.store(ids, f, zero, ex, false)
+		store, err := s.store(ids, f, zero, c.Exclusion(size), false)
 		if err != nil {
 			return nil, err
 		}
@@ -199,7 +196,9 @@ func (s *Signer) Embed(c Container, f Facts) ([]byte, error) {
 		}
 		size = len(store)
 	}
-	if file, ex, err = c.Place(size); err != nil {
+	ex := c.Exclusion(size)
+	file, err := c.Place(size)
+	if err != nil {
 		return nil, err
 	}
 	h := sha256.New()
