@@ -416,22 +416,20 @@ func TestMarksOffWarnsAtStart(t *testing.T) {
 	}
 }
 
-// checkCredentials reads every served PNG, WebP and thumbnail (not JPEG
-// originals) with the
-// reference C2PA reader: signed by the self-signed certificate serve made
+// checkCredentials reads every served original (PNG, or the JPEG or WebP
+// the server returned), WebP copy and thumbnail with the reference C2PA
+// reader: signed by the self-signed certificate serve made
 // at its first start (so untrusted, and nothing else wrong), bound to the
 // file's bytes, created by Z Image from the digital source type.
 func checkCredentials(t *testing.T, served map[string][]byte, source string) {
 	t.Helper()
 	files := map[string][]byte{}
 	for key, data := range served {
-		if provenance.Format(data) == provenance.JPEG {
-			// JPEG originals (A1111 saving jpg) carry the IPTC marks only:
-			// Content Credentials are embedded in PNG and WebP.
-			continue
-		}
 		name := key
-		if !strings.HasSuffix(key, ".png") {
+		switch provenance.Format(data) {
+		case provenance.JPEG: // A1111 set to save jpg: the original
+			name += ".jpg"
+		case provenance.WebP:
 			name += ".webp"
 		}
 		files[name] = data

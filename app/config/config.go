@@ -141,7 +141,7 @@ type Provenance struct {
 	// Marks writes IPTC "made by an algorithm" marks (XMP) into every file;
 	// turning it off may breach Article 50 of the EU AI Act where it applies.
 	Marks bool `toml:"marks"`
-	// Sign adds signed C2PA Content Credentials to PNG and WebP files.
+	// Sign adds signed C2PA Content Credentials to every image file.
 	Sign bool `toml:"sign"`
 	// KeyFile and CertFile are the signer's PEM key (ECDSA P-256) and
 	// certificate chain; empty means c2pa-key.pem and c2pa-cert.pem in the

@@ -77,7 +77,7 @@ type Options struct {
 	// Marks writes the AI-generated marks into every stored file (the zero
 	// value marks them; see provenance.Marker).
 	Marks provenance.Marker
-	// Credentials signs every stored PNG and WebP after the marks (the
+	// Credentials signs every stored file after the marks (the
 	// zero value signs nothing; see provenance.Credentials).
 	Credentials provenance.Credentials
 }

@@ -32,8 +32,8 @@ const (
 // Sign returns data with a signed manifest saying it was created by Z Image
 // from sourceType (and model, if IncludeModel). PNG carries it in a caBX
 // chunk after IHDR, WebP in a C2PA chunk at the end (the file becomes
-// extended-format WebP). Other formats, and a Credentials without Signer,
-// return data unchanged.
+// extended-format WebP), JPEG in APP11 segments after SOI and JFIF. Other
+// formats, and a Credentials without Signer, return data unchanged.
 func (c Credentials) Sign(data []byte, sourceType, model string) ([]byte, error) {
 	if c.Signer == nil {
 		return data, nil
@@ -55,6 +55,12 @@ func (c Credentials) Sign(data []byte, sourceType, model string) ([]byte, error)
 			return nil, err
 		}
 		box = &webpContainer{chunks: chunks}
+	case JPEG:
+		at, err := jpegAfterAPP0(data)
+		if err != nil {
+			return nil, err
+		}
+		box = jpegContainer{jpg: data, at: at}
 	default:
 		return data, nil
 	}
@@ -113,5 +119,61 @@ func (*webpContainer) Fill(file []byte, ex c2pa.Exclusion, store []byte) error {
 		return fmt.Errorf("provenance: C2PA chunk not where it was placed")
 	}
 	copy(chunk[8:], store)
+	return nil
+}
+
+// jpegContainer puts the manifest store in APP11 segments (JPEG XT boxes,
+// ISO 19566-5) after SOI and any APP0, as c2pa-rs does; the hash leaves out
+// all of them.
+type jpegContainer struct {
+	jpg []byte
+	at  int
+}
+
+// jpegJUMBFChunk is how many store bytes one APP11 segment carries.
+const jpegJUMBFChunk = 65000
+
+// jpegAPP11 encodes the store as APP11 segments: CI "JP", box instance
+// number En, packet sequence Z from 1; segments after the first repeat the
+// superbox's LBox and TBox before their part of the data.
+func jpegAPP11(store []byte) []byte {
+	var out []byte
+	for i, z := 0, uint32(1); i < len(store) || i == 0; z++ {
+		end := min(i+jpegJUMBFChunk, len(store))
+		payload := []byte{'J', 'P', 0x02, 0x11}
+		payload = binary.BigEndian.AppendUint32(payload, z)
+		if z > 1 {
+			payload = append(payload, store[:8]...)
+		}
+		payload = append(payload, store[i:end]...)
+		out = append(out, 0xFF, 0xEB)
+		out = binary.BigEndian.AppendUint16(out, uint16(2+len(payload)))
+		out = append(out, payload...)
+		if i = end; i >= len(store) {
+			break
+		}
+	}
+	return out
+}
+
+func (j jpegContainer) Exclusion(n int) c2pa.Exclusion {
+	store := make([]byte, max(n, 8))[:n]
+	return c2pa.Exclusion{Start: j.at, Length: len(jpegAPP11(store))}
+}
+
+func (j jpegContainer) Place(n int) ([]byte, error) {
+	segs := jpegAPP11(make([]byte, n))
+	out := make([]byte, 0, len(j.jpg)+len(segs))
+	out = append(out, j.jpg[:j.at]...)
+	out = append(out, segs...)
+	return append(out, j.jpg[j.at:]...), nil
+}
+
+func (jpegContainer) Fill(file []byte, ex c2pa.Exclusion, store []byte) error {
+	segs := jpegAPP11(store)
+	if len(segs) != ex.Length || file[ex.Start] != 0xFF || file[ex.Start+1] != 0xEB {
+		return fmt.Errorf("provenance: APP11 segments not where they were placed")
+	}
+	copy(file[ex.Start:], segs)
 	return nil
 }

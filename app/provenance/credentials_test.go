@@ -42,13 +42,13 @@ func testSigner(t testing.TB) *c2pa.Signer {
 }
 
 // manifestStore returns the bytes of the C2PA chunk (caBX in PNG, C2PA in
-// WebP), failing unless there is exactly one.
+// WebP, APP11 in JPEG), failing unless there is exactly one.
 func manifestStore(t *testing.T, data []byte) []byte {
 	t.Helper()
 	chunks, _ := provenancetest.Chunks(t, data)
 	var found [][]byte
 	for _, c := range chunks {
-		if c.Type == "caBX" || c.Type == "C2PA" {
+		if c.Type == "caBX" || c.Type == "C2PA" || c.Type == "FFEB" {
 			found = append(found, c.Data)
 		}
 	}
@@ -79,6 +79,7 @@ func TestCredentialsAreValidForTheReferenceReader(t *testing.T) {
 	_, dirtyPNGFile := dirtyPNG(t)
 	_, lossy := dirtyWebP(t, false)
 	_, lossless := dirtyWebP(t, true)
+	_, dirtyJPEGFile := dirtyJPEG(t)
 	simple, err := webp.EncodeRGB(picture(64, 48, false), 90)
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +96,7 @@ func TestCredentialsAreValidForTheReferenceReader(t *testing.T) {
 		{"lossy webp", ".webp", lossy, provenance.TrainedAlgorithmicMedia, false},
 		{"lossless webp with alpha", ".webp", lossless, provenance.TrainedAlgorithmicMedia, false},
 		{"simple-format webp", ".webp", simple, provenance.AlgorithmicMedia, false},
+		{"jpeg", ".jpg", dirtyJPEGFile, provenance.TrainedAlgorithmicMedia, false},
 	}
 	const model = "z-image-turbo-v7"
 	files := map[string][]byte{}
@@ -146,7 +148,8 @@ func TestCredentialsAreValidForTheReferenceReader(t *testing.T) {
 }
 
 // changePixels flips one byte in the first image-data chunk (IDAT, VP8 or
-// VP8L), keeping the container well-formed (PNG CRC fixed).
+// VP8L) or the JPEG scan, keeping the container well-formed (PNG CRC
+// fixed).
 func changePixels(t *testing.T, data []byte) []byte {
 	t.Helper()
 	out := bytes.Clone(data)
@@ -155,6 +158,12 @@ func changePixels(t *testing.T, data []byte) []byte {
 		n := int(binary.BigEndian.Uint32(out[off:]))
 		out[off+8+n/2] ^= 0x55
 		binary.BigEndian.PutUint32(out[off+8+n:], crc32.ChecksumIEEE(out[off+4:off+8+n]))
+		return out
+	}
+	if provenance.Format(out) == provenance.JPEG {
+		// A byte in the middle of the entropy-coded scan, after SOS.
+		sos := bytes.LastIndex(out, []byte{0xFF, 0xDA})
+		out[sos+(len(out)-sos)/2] ^= 0x01
 		return out
 	}
 	for _, tag := range []string{"VP8 ", "VP8L"} {
@@ -172,10 +181,12 @@ func TestCredentialsFailWhenPixelsChange(t *testing.T) {
 	signer := testSigner(t)
 	_, dirtyPNGFile := dirtyPNG(t)
 	_, lossy := dirtyWebP(t, false)
+	_, dirtyJPEGFile := dirtyJPEG(t)
 	cr := provenance.Credentials{Signer: signer, Version: "1.2.3"}
 	files := map[string][]byte{
 		"changed.png":  changePixels(t, credentialed(t, cr, dirtyPNGFile, provenance.TrainedAlgorithmicMedia, "")),
 		"changed.webp": changePixels(t, credentialed(t, cr, lossy, provenance.TrainedAlgorithmicMedia, "")),
+		"changed.jpg":  changePixels(t, credentialed(t, cr, dirtyJPEGFile, provenance.TrainedAlgorithmicMedia, "")),
 	}
 	for name, r := range provenancetest.C2PAReadFiles(t, files) {
 		t.Logf("reader verdict on %s: state %s, failures %v", name, r.ValidationState, r.FailureCodes())

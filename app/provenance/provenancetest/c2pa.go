@@ -97,8 +97,8 @@ var readerDir struct {
 	dir, err string
 }
 
-// C2PARead runs the reference C2PA reader on data (a PNG or WebP, by ext
-// ".png" or ".webp"). A missing node or npm fails the test: the
+// C2PARead runs the reference C2PA reader on data (a PNG, WebP or JPEG,
+// by ext ".png", ".webp" or ".jpg"). A missing node or npm fails the test: the
 // credentials must be proven by the implementation no one here wrote.
 func C2PARead(t testing.TB, data []byte, ext string) C2PAReport {
 	t.Helper()
@@ -107,7 +107,7 @@ func C2PARead(t testing.TB, data []byte, ext string) C2PAReport {
 
 // C2PAReadFiles reads several files in one run of the reader (it takes
 // about three seconds to start), keyed by name; a name ending in ".webp"
-// is read as WebP, any other as PNG. The reader is installed once with
+// is read as WebP, ".jpg" as JPEG, any other as PNG. The reader is installed once with
 // npm ci from the lock file in testdata/c2pa-reader into the user's cache
 // folder.
 func C2PAReadFiles(t testing.TB, files map[string][]byte) map[string]C2PAReport {
@@ -118,8 +118,8 @@ func C2PAReadFiles(t testing.TB, files map[string][]byte) map[string]C2PAReport 
 	var keys []string
 	for key, data := range files {
 		ext := ".png"
-		if filepath.Ext(key) == ".webp" {
-			ext = ".webp"
+		if e := filepath.Ext(key); e == ".webp" || e == ".jpg" {
+			ext = e
 		}
 		name := filepath.Join(tmp, fmt.Sprintf("f%d%s", len(keys), ext))
 		if err := os.WriteFile(name, data, 0o600); err != nil {

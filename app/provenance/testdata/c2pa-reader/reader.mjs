@@ -2,7 +2,8 @@
 // implementation (c2pa-rs as WebAssembly) and prints a JSON array with
 // one report per file, in order: the manifests, validation_results and
 // validation_state, or {"error": ...} when the reader refused the file.
-// Usage: node reader.mjs FILE... (PNG, or WebP when the name ends .webp)
+// Usage: node reader.mjs FILE... (WebP or JPEG when the name ends .webp or
+// .jpg, else PNG)
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { initSync, WasmReader } from '@contentauth/c2pa-wasm';
@@ -12,7 +13,7 @@ initSync({ module: readFileSync(require.resolve('@contentauth/c2pa-wasm/c2pa.was
 
 const reports = [];
 for (const file of process.argv.slice(2)) {
-  const format = file.endsWith('.webp') ? 'image/webp' : 'image/png';
+  const format = file.endsWith('.webp') ? 'image/webp' : file.endsWith('.jpg') ? 'image/jpeg' : 'image/png';
   try {
     const reader = await WasmReader.fromBytes(format, new Uint8Array(readFileSync(file)));
     reports.push(JSON.parse(reader.json()));
