@@ -88,11 +88,17 @@ is on no trust list. To be named, get a signing certificate from a CA that
 C2PA validators trust (its key P-256, ECDSA) and set provenance.key_file
 and provenance.cert_file to it.`
 
+const provenanceSynopsis = "provenance init [--config FILE] [--force]\n\nMakes the C2PA signing key (ECDSA P-256) and a self-signed certificate at\nprovenance.key_file and provenance.cert_file (default: c2pa-key.pem and\nc2pa-cert.pem in the data folder)."
+
 func runProvenance(ctx context.Context, env Env, args []string) error {
 	if len(args) == 0 || args[0] != "init" {
+		fset := newFlags(env, "provenance", provenanceSynopsis)
+		if err := parse(fset, args); err != nil {
+			return err
+		}
 		return &usageError{msg: "usage: zimage provenance init [--config FILE] [--force]"}
 	}
-	fset := newFlags(env, "provenance init", "provenance init [--config FILE] [--force]\n\nMakes the C2PA signing key (ECDSA P-256) and a self-signed certificate at\nprovenance.key_file and provenance.cert_file (default: c2pa-key.pem and\nc2pa-cert.pem in the data folder).")
+	fset := newFlags(env, "provenance init", provenanceSynopsis)
 	cfgPath := configFlag(fset, env)
 	force := fset.Bool("force", false, "replace an existing key and certificate")
 	if err := parse(fset, args[1:]); err != nil {
