@@ -6,6 +6,10 @@ import (
 	"encoding/binary"
 )
 
+// c2paStoreUUID is the C2PA manifest store's JUMBF type ("c2pa" and the
+// ISO suffix).
+var c2paStoreUUID = []byte("c2pa\x00\x11\x00\x10\x80\x00\x00\xAA\x00\x38\x9B\x71")
+
 // Carried is what a stored file says about itself, for the badge on the
 // image page.
 type Carried struct {
@@ -17,12 +21,23 @@ type Carried struct {
 	Signer string
 }
 
-// Carries looks at the start of a PNG (where Mark and Sign put their
-// chunks, right after IHDR) for the marks and the Content Credentials.
-// It reads; it does not validate the signature.
+// Carries looks at the start of a file for the marks and the Content
+// Credentials: in a PNG both sit right after IHDR, in a JPEG after JFIF.
+// (A WebP keeps its manifest at the end, past what the badge reads.) It
+// reads; it does not validate the signature.
 func Carries(head []byte) Carried {
 	var c Carried
 	if !bytes.HasPrefix(head, pngSignature) {
+		for _, st := range []string{TrainedAlgorithmicMedia, AlgorithmicMedia} {
+			if bytes.Contains(head, []byte(`DigitalSourceType="`+st+`"`)) {
+				c.SourceType = st
+			}
+		}
+		// The manifest store's description box: "jumd", then its UUID.
+		if i := bytes.Index(head, append([]byte("jumd"), c2paStoreUUID...)); i >= 0 {
+			c.Credentials = true
+			c.Signer = firstCertificateName(head[i:])
+		}
 		return c
 	}
 	for off := len(pngSignature); len(head)-off >= 8; {

@@ -218,11 +218,14 @@ func TestCarriesSaysWhatTheFileHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, dirtyJPEGFile := dirtyJPEG(t)
+	jpg := credentialed(t, provenance.Credentials{Signer: signer}, dirtyJPEGFile, provenance.TrainedAlgorithmicMedia, "")
 	tests := []struct {
 		name string
 		data []byte
 		want provenance.Carried
 	}{
+		{"jpeg marked and signed", jpg, provenance.Carried{SourceType: provenance.TrainedAlgorithmicMedia, Credentials: true, Signer: "Z Image test signer"}},
 		{"plain", clean, provenance.Carried{}},
 		{"marked", marked, provenance.Carried{SourceType: provenance.AlgorithmicMedia}},
 		{"marked and signed", signed, provenance.Carried{SourceType: provenance.AlgorithmicMedia, Credentials: true, Signer: "Z Image test signer"}},
