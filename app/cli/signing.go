@@ -42,7 +42,7 @@ func signing(cfg config.Config, now time.Time, create bool) (provenance.Credenti
 	}
 	s, err := c2pa.LoadSigner(keyFile, certFile, now)
 	if err != nil {
-		return provenance.Credentials{}, web.Signing{Off: unwrapPathErr(err).Error()}
+		return provenance.Credentials{}, web.Signing{Off: err.Error()}
 	}
 	return provenance.Credentials{Signer: s, Version: Version(), IncludeModel: cfg.Provenance.IncludeModel},
 		web.Signing{Signer: s.CommonName, NotAfter: s.NotAfter}

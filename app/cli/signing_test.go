@@ -52,7 +52,7 @@ func signingFiles(t *testing.T) []struct {
 	pKey := write("p384-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 	pCert := write("p384-cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	return []struct{ name, key, cert, want string }{
-		{"missing certificate", aKey, filepath.Join(dir, "nothing.pem"), "no such file"},
+		{"missing certificate", aKey, filepath.Join(dir, "nothing.pem"), "nothing.pem does not exist: fix provenance.cert_file"},
 		{"expired certificate", expKey, expCert, "expired on"},
 		{"key not matching the certificate", aKey, bCert, "does not match the signing key"},
 		{"P-384 key", pKey, pCert, "needs an ECDSA P-256 key"},

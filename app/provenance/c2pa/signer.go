@@ -19,6 +19,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 )
@@ -53,13 +54,13 @@ func LoadSigner(keyFile, certFile string, now time.Time) (*Signer, error) {
 	if keyFile == "" || certFile == "" {
 		return nil, errors.New("provenance.key_file and provenance.cert_file must both be set (run \"zimage provenance init\" to make them)")
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := readPEM("signing key", "provenance.key_file", keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, err
 	}
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := readPEM("signing certificate", "provenance.cert_file", certFile)
 	if err != nil {
-		return nil, fmt.Errorf("signing certificate: %w", err)
+		return nil, err
 	}
 	key, err := parseKey(keyPEM)
 	if err != nil {
@@ -86,6 +87,21 @@ func LoadSigner(keyFile, certFile string, now time.Time) (*Signer, error) {
 		return nil, fmt.Errorf("signing certificate %s: %w", certFile, err)
 	}
 	return &Signer{key: key, chain: chain, CommonName: cert.Subject.CommonName, NotAfter: cert.NotAfter}, nil
+}
+
+// readPEM reads one of the two files, saying which and how to fix it.
+func readPEM(what, key, path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s %s does not exist: fix %s, or run \"zimage provenance init\" to make a key and certificate", what, path, key)
+	} else if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s %s cannot be read: %w", what, path, err)
+	}
+	return data, nil
 }
 
 func parseKey(data []byte) (*ecdsa.PrivateKey, error) {

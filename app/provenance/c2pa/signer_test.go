@@ -75,11 +75,11 @@ func TestLoadSignerRefusesBadKeysAndCertificates(t *testing.T) {
 		{"missing certificate", func(t *testing.T) (string, string) {
 			k, _ := certFor(t, p256, goodTemplate(), nil)
 			return k, filepath.Join(t.TempDir(), "cert.pem")
-		}, "signing certificate: open"},
+		}, "cert.pem does not exist: fix provenance.cert_file"},
 		{"missing key", func(t *testing.T) (string, string) {
 			_, c := certFor(t, p256, goodTemplate(), nil)
 			return filepath.Join(t.TempDir(), "key.pem"), c
-		}, "signing key: open"},
+		}, "key.pem does not exist: fix provenance.key_file"},
 		{"expired certificate", func(t *testing.T) (string, string) {
 			tm := goodTemplate()
 			tm.NotBefore, tm.NotAfter = now.Add(-48*time.Hour), now.Add(-24*time.Hour)
