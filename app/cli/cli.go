@@ -63,6 +63,7 @@ func commands() []command {
 		{"keys", "keys rotate: new master key, re-wrap every user key (server stopped)", runKeys},
 		{"retention", "retention run [--as-of TIME] [--dry-run] | status: run the retention jobs now, or show their runs", runRetention},
 		{"policy", "policy show | publish: print or publish the privacy policy rendered from the config", runPolicy},
+		{"provenance", "provenance init [--force]: make the C2PA signing key and a self-signed certificate", runProvenance},
 		{"user", "user create|list|disable: manage accounts (create works whatever the sign-up mode)", runUser},
 		{"export", "export --user USER --out FILE: write a person's data export (decrypted ZIP) for a legal request; audited", runExport},
 		{"training", "training export --out DIR: dataset of prompts and images from people who opted in to training use; audited", runTraining},

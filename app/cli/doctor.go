@@ -119,6 +119,19 @@ func doctorChecks(ctx context.Context, cfg config.Config, environ []string) []ch
 			}
 			return true, fmt.Sprintf("%s is private (mode %04o)", path, fi.Mode().Perm())
 		}},
+		{"signing", func() (bool, string) {
+			_, st := signing(cfg, time.Now(), false)
+			if st.Off == "provenance.sign = false" {
+				return true, "off (provenance.sign = false): images carry the IPTC marks only"
+			}
+			if st.Off != "" {
+				if key, cert, defaults := cfg.SigningFiles(); defaults && !exists(key) && !exists(cert) {
+					return true, "no key yet; zimage serve makes a self-signed one (or run zimage provenance init)"
+				}
+				return false, st.Off + " — until fixed, images are stored with the IPTC marks but not signed"
+			}
+			return true, fmt.Sprintf("Content Credentials signed by %q, certificate valid until %s", st.Signer, st.NotAfter.UTC().Format(time.DateOnly))
+		}},
 		{"backends", func() (bool, string) {
 			bs, _, err := buildBackends(cfg)
 			if err != nil {
@@ -167,4 +180,9 @@ func doctorChecks(ctx context.Context, cfg config.Config, environ []string) []ch
 			}
 		}},
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

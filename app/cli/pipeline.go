@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"zimage/app"
 	"zimage/app/backend"
@@ -16,6 +17,7 @@ import (
 	"zimage/app/queue"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
+	"zimage/app/web"
 )
 
 // pipeline is the generation path: backends in a pool, the queue, and the
@@ -25,6 +27,8 @@ type pipeline struct {
 	queue  *queue.Queue
 	media  *media.Store
 	cancel context.CancelFunc
+	// signing says whether stored files get signed Content Credentials.
+	signing web.Signing
 }
 
 // startPipeline builds the backends from [[backends]] and starts pool,
@@ -38,7 +42,11 @@ func startPipeline(ctx context.Context, cfg config.Config, db *sqlite.DB, keys *
 	if err != nil {
 		return nil, err
 	}
-	m, err := media.New(cfg.Server.DataDir, db, keys, mediaOptions(cfg, log))
+	mo := mediaOptions(cfg, log)
+	creds, signingState := signing(cfg, time.Now(), true)
+	logSigning(log, signingState)
+	mo.Credentials = creds
+	m, err := media.New(cfg.Server.DataDir, db, keys, mo)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +79,7 @@ func startPipeline(ctx context.Context, cfg config.Config, db *sqlite.DB, keys *
 	for _, b := range bs {
 		log.Info("backend configured", "name", b.Name(), "kind", b.Kind(), "no_ai_model", b.Kind() == backend.KindBuiltin)
 	}
-	return &pipeline{pool: pool, queue: q, media: m, cancel: cancel}, nil
+	return &pipeline{pool: pool, queue: q, media: m, cancel: cancel, signing: signingState}, nil
 }
 
 // stop lets running jobs end (bounded), finishes pending thumbnails, then

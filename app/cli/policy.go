@@ -29,6 +29,7 @@ func policyValues(cfg config.Config) privacy.PolicyValues {
 		Exports:         cfg.Retention.Exports.D(),
 		KeyringBackups:  cfg.Retention.KeyringBackups.D(),
 		NoAIMarks:       !cfg.Provenance.Marks,
+		NoCredentials:   !cfg.Provenance.Sign,
 	}
 }
 

@@ -103,6 +103,7 @@ func TestServedFilesCarryMarksAndNoPrompt(t *testing.T) {
 			png, _ := base64.StdEncoding.DecodeString(api.Data[0].B64JSON)
 			checkFile(t, marked, "openai b64_json", png, true, 918273600) // embed is still on
 			checkMarks(t, marked, k.source)
+			checkCredentials(t, served, k.source)
 			zi.stop()
 
 			// The files as stored, decrypted with the store's own keys, are
@@ -412,5 +413,35 @@ func TestMarksOffWarnsAtStart(t *testing.T) {
 				t.Errorf("marks = %v: warning logged %v\n%s", marks, warned, logs.String())
 			}
 		})
+	}
+}
+
+// checkCredentials reads every served original (PNG, or the JPEG or WebP
+// the server returned), WebP copy and thumbnail with the reference C2PA
+// reader: signed by the self-signed certificate serve made
+// at its first start (so untrusted, and nothing else wrong), bound to the
+// file's bytes, created by Z Image from the digital source type.
+func checkCredentials(t *testing.T, served map[string][]byte, source string) {
+	t.Helper()
+	files := map[string][]byte{}
+	for key, data := range served {
+		name := key
+		switch provenance.Format(data) {
+		case provenance.JPEG: // A1111 set to save jpg: the original
+			name += ".jpg"
+		case provenance.WebP:
+			name += ".webp"
+		}
+		files[name] = data
+	}
+	for name, r := range provenancetest.C2PAReadFiles(t, files) {
+		t.Logf("C2PA reader on %s: state %s, failures %v, actions %v", name, r.ValidationState, r.FailureCodes(), r.DigitalSourceTypes())
+		if r.ValidationState != "Valid" || !r.Succeeded("claimSignature.validated") || !r.Succeeded("assertion.dataHash.match") ||
+			len(r.FailureCodes()) != 1 || !r.Failed("signingCredential.untrusted") {
+			t.Errorf("%s: reader says %s with failures %v, want Valid, signature and data hash matched, only signingCredential.untrusted\n%s", name, r.ValidationState, r.FailureCodes(), r.Raw)
+		}
+		if got := r.DigitalSourceTypes(); len(got) != 1 || got[0] != "c2pa.created "+source {
+			t.Errorf("%s: actions %v, want c2pa.created %s", name, got, source)
+		}
 	}
 }

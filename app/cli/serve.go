@@ -237,6 +237,7 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		TrustedProxies:  cfg.Server.TrustedProxies,
 		ImagesRetention: privacy.HumanWindow(cfg.Retention.Images.D()),
 		Limits:          generationLimits(cfg),
+		Signing:         pipe.signing,
 		DefaultSteps:    cfg.Generation.DefaultSteps,
 	})
 	if err != nil {

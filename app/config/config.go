@@ -151,6 +151,25 @@ type Provenance struct {
 	// Marks writes IPTC "made by an algorithm" marks (XMP) into every file;
 	// turning it off may breach Article 50 of the EU AI Act where it applies.
 	Marks bool `toml:"marks"`
+	// Sign adds signed C2PA Content Credentials to every image file.
+	Sign bool `toml:"sign"`
+	// KeyFile and CertFile are the signer's PEM key (ECDSA P-256) and
+	// certificate chain; empty means c2pa-key.pem and c2pa-cert.pem in the
+	// data folder, made (self-signed) at the first start.
+	KeyFile  string `toml:"key_file"`
+	CertFile string `toml:"cert_file"`
+	// IncludeModel names the model in the credentials.
+	IncludeModel bool `toml:"include_model"`
+}
+
+// SigningFiles returns the key and certificate files, the data folder's
+// defaults when not set, and whether they are those defaults.
+func (c Config) SigningFiles() (key, cert string, defaults bool) {
+	key, cert = c.Provenance.KeyFile, c.Provenance.CertFile
+	if key == "" && cert == "" {
+		return filepath.Join(c.Server.DataDir, "c2pa-key.pem"), filepath.Join(c.Server.DataDir, "c2pa-cert.pem"), true
+	}
+	return key, cert, false
 }
 
 type Mail struct {
@@ -218,7 +237,7 @@ func Default() Config {
 			Schedule:        "@hourly",
 			BatchSize:       500,
 		},
-		Provenance: Provenance{Marks: true},
+		Provenance: Provenance{Marks: true, Sign: true},
 	}
 }
 

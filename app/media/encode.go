@@ -16,7 +16,8 @@ import (
 // Encoding choices. WebPQuality is visually lossless for generated
 // pictures at a fraction of the PNG's size. A 256 px thumbnail at quality
 // 70 is 4–5 KB for typical generated pictures, plus about 0.5 KB of
-// AI-generated marks (counted in the cap); ThumbMaxBytes caps it so a
+// AI-generated marks and 1.8 KB of signed Content Credentials (both
+// counted in the cap); ThumbMaxBytes caps it so a
 // gallery page of 100 stays under 1 MB with HTTP headers, whatever the
 // picture: a very detailed one (pure noise is ~17 KB at q70) is encoded
 // again at the next lower quality until it fits.

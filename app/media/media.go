@@ -77,6 +77,9 @@ type Options struct {
 	// Marks writes the AI-generated marks into every stored file (the zero
 	// value marks them; see provenance.Marker).
 	Marks provenance.Marker
+	// Credentials signs every stored file after the marks (the
+	// zero value signs nothing; see provenance.Credentials).
+	Credentials provenance.Credentials
 }
 
 // SaveOptions are the owner's preferences that shape a saved file.
@@ -127,6 +130,7 @@ type Store struct {
 	sweepGrace time.Duration
 	scanLimit  int
 	marks      provenance.Marker
+	creds      provenance.Credentials
 
 	// locks serialise work on one image (derivative writes, deletes):
 	// striped, so memory stays fixed however many images exist.
@@ -162,6 +166,7 @@ func New(dataDir string, db *sqlite.DB, sealer Sealer, o Options) (*Store, error
 		sweepGrace: orDefault(o.SweepGrace, 10*time.Minute),
 		scanLimit:  orDefault(o.SearchScanLimit, 5000),
 		marks:      o.Marks,
+		creds:      o.Credentials,
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 	}

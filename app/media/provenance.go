@@ -21,8 +21,8 @@ func digitalSource(model string) string {
 // the backend wrote into the file goes (ComfyUI's workflow and prompt,
 // A1111's parameters, EXIF, XMP, timestamps); then the person's
 // parameters, only if they chose to embed them (PNG only); then Z Image's
-// marks. The marks come last because they describe the file as served
-// (and a signature over the final bytes would come after them).
+// marks, and last the signed Content Credentials, whose hash binds every
+// other byte of the file as served.
 // parameters is called only when they are embedded.
 func (s *Store) finishOriginal(data []byte, contentType, model string, opts SaveOptions, parameters func() string) (out []byte, embedded bool, err error) {
 	if out, err = provenance.Strip(data); err != nil {
@@ -37,11 +37,20 @@ func (s *Store) finishOriginal(data []byte, contentType, model string, opts Save
 	if out, err = s.marks.Mark(out, digitalSource(model)); err != nil {
 		return nil, false, err
 	}
+	if out, err = s.creds.Sign(out, digitalSource(model), model); err != nil {
+		return nil, false, err
+	}
 	return out, embedded, nil
 }
 
-// markDerivative marks a WebP copy or thumbnail the way its original was
-// marked.
+// markDerivative marks and signs a WebP copy or thumbnail the way its
+// original was.
 func (s *Store) markDerivative(model string) func([]byte) ([]byte, error) {
-	return func(data []byte) ([]byte, error) { return s.marks.Mark(data, digitalSource(model)) }
+	return func(data []byte) ([]byte, error) {
+		out, err := s.marks.Mark(data, digitalSource(model))
+		if err != nil {
+			return nil, err
+		}
+		return s.creds.Sign(out, digitalSource(model), model)
+	}
 }

@@ -39,6 +39,10 @@ type PolicyValues struct {
 	// marks in image files (provenance.marks = false); the zero value is
 	// the default, marks on.
 	NoAIMarks bool `json:"no_ai_marks,omitempty"`
+	// NoCredentials is true when the operator turned off the signed C2PA
+	// Content Credentials (provenance.sign = false); the zero value is the
+	// default, signing on.
+	NoCredentials bool `json:"no_credentials,omitempty"`
 }
 
 // Validate refuses values the policy cannot state truthfully.

@@ -86,15 +86,8 @@ func insertJPEGXMP(jpg []byte, packet []byte) ([]byte, error) {
 	if n > 0xFFFF {
 		return nil, fmt.Errorf("provenance: XMP packet of %d bytes does not fit a JPEG segment", len(packet))
 	}
-	// Stripped JPEGs have no fill bytes, so the leading APP0 segments end
-	// at 2 + their lengths.
-	at, leading := 2, true
-	if _, err := jpegSegments(jpg, func(marker byte, _, seg []byte) {
-		leading = leading && marker == 0xE0
-		if leading {
-			at += len(seg)
-		}
-	}); err != nil {
+	at, err := jpegAfterAPP0(jpg)
+	if err != nil {
 		return nil, err
 	}
 	seg := []byte{0xFF, 0xE1, byte(n >> 8), byte(n)}
@@ -104,4 +97,20 @@ func insertJPEGXMP(jpg []byte, packet []byte) ([]byte, error) {
 	out = append(out, jpg[:at]...)
 	out = append(out, seg...)
 	return append(out, jpg[at:]...), nil
+}
+
+// jpegAfterAPP0 is the offset right after SOI and the leading APP0
+// segments, which JFIF wants first. Stripped JPEGs have no fill bytes, so
+// those segments end at 2 + their lengths.
+func jpegAfterAPP0(jpg []byte) (int, error) {
+	at, leading := 2, true
+	if _, err := jpegSegments(jpg, func(marker byte, _, seg []byte) {
+		leading = leading && marker == 0xE0
+		if leading {
+			at += len(seg)
+		}
+	}); err != nil {
+		return 0, err
+	}
+	return at, nil
 }

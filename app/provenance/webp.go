@@ -131,6 +131,18 @@ func setWebPXMP(data, packet []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if chunks, err = extendedWebP(chunks); err != nil {
+		return nil, err
+	}
+	chunks[0].payload[0] |= vp8xXMP
+	return encodeWebP(append(chunks, riffChunk{"XMP ", packet})), nil
+}
+
+// extendedWebP returns chunks in the extended format: a copy of the VP8X
+// header first (made from the image chunk's size for a simple-format
+// file), then the rest. Only the extended format may hold chunks besides
+// the picture.
+func extendedWebP(chunks []riffChunk) ([]riffChunk, error) {
 	var x []byte
 	switch chunks[0].fourCC {
 	case "VP8X":
@@ -155,10 +167,7 @@ func setWebPXMP(data, packet []byte) ([]byte, error) {
 		x[7], x[8], x[9] = byte(h-1), byte((h-1)>>8), byte((h-1)>>16)
 		chunks = chunks[:1]
 	}
-	x[0] |= vp8xXMP
 	out := make([]riffChunk, 0, len(chunks)+2)
 	out = append(out, riffChunk{"VP8X", x})
-	out = append(out, chunks...)
-	out = append(out, riffChunk{"XMP ", packet})
-	return encodeWebP(out), nil
+	return append(out, chunks...), nil
 }

@@ -187,11 +187,16 @@ type backendView struct {
 type adminBackendsPage struct {
 	Queued, Running, Users int
 	Backends               []backendView
+	Signing                Signing
+	SigningUntil           string
 }
 
 func (s *Server) adminBackendsView(c echo.Context) error {
 	st := s.queue.Stats()
-	d := adminBackendsPage{Queued: st.Queued, Running: st.Running, Users: st.Users}
+	d := adminBackendsPage{Queued: st.Queued, Running: st.Running, Users: st.Users, Signing: s.opts.Signing}
+	if !s.opts.Signing.NotAfter.IsZero() {
+		d.SigningUntil = s.opts.Signing.NotAfter.Format("2 Jan 2006")
+	}
 	for _, b := range s.queue.Pool().Status() {
 		v := backendView{Name: b.Name, Kind: b.Kind, Healthy: b.Healthy, NoAI: b.Kind == backend.KindBuiltin,
 			Busy: b.Busy, Slots: b.Slots, LastError: b.LastError, Models: b.Models,

@@ -12,6 +12,7 @@ import (
 
 	"zimage/app"
 	"zimage/app/media"
+	"zimage/app/provenance"
 )
 
 type tileView struct {
@@ -126,6 +127,24 @@ type imagePage struct {
 	Image                         app.Image
 	Alt, Created, Render, Expires string
 	DaysLeft                      int
+	// Carries is what the stored PNG says about itself (the badge).
+	Carries provenance.Carried
+}
+
+// carriesHead is how much of the stored PNG the badge reads: the marks and
+// the manifest store sit right after IHDR.
+const carriesHead = 64 << 10
+
+// carries reads the start of an image's PNG for the badge; a file that
+// cannot be read shows no badge rather than failing the page.
+func (s *Server) carries(c echo.Context, userID, imageID string) provenance.Carried {
+	rc, _, _, err := s.media.Open(c.Request().Context(), userID, imageID, media.FormatPNG, media.SizeFull)
+	if err != nil {
+		return provenance.Carried{}
+	}
+	defer rc.Close()
+	head, _ := io.ReadAll(io.LimitReader(rc, carriesHead))
+	return provenance.Carries(head)
 }
 
 func (s *Server) imageView(c echo.Context) error {
@@ -139,6 +158,7 @@ func (s *Server) imageView(c echo.Context) error {
 	if rt := img.RenderTime(); rt > 0 {
 		d.Render = rt.Round(10 * time.Millisecond).String()
 	}
+	d.Carries = s.carries(c, u.ID, img.ID)
 	return s.render(c, http.StatusOK, "image", s.newPage(c, "gallery", d))
 }
 

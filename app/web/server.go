@@ -47,6 +47,17 @@ type Options struct {
 	// Limits and DefaultSteps shape the generate form and API defaults.
 	Limits       app.GenerationLimits
 	DefaultSteps int
+	// Signing is the state of Content Credentials signing, shown on the
+	// admin's backends page.
+	Signing Signing
+}
+
+// Signing says whether stored images get signed Content Credentials:
+// Signer and NotAfter when they do, Off (why not) when they do not.
+type Signing struct {
+	Signer   string
+	NotAfter time.Time
+	Off      string
 }
 
 // Deps are the services handlers call. More join as they are built; a
