@@ -271,7 +271,7 @@ type accountPurger interface {
 // the purge runs at the first run after the deletion rather than waiting
 // for the window, which is the maximum the policy promises. Held accounts
 // are skipped.
-func deletedAccountsJob(window time.Duration, db *sqlite.DB, exportsDir string, purger accountPurger) retention.Job {
+func deletedAccountsJob(window time.Duration, db *sqlite.DB, exports string, purger accountPurger) retention.Job {
 	return retention.Job{
 		Name:   "deleted-accounts",
 		Window: window,
@@ -279,7 +279,7 @@ func deletedAccountsJob(window time.Duration, db *sqlite.DB, exportsDir string, 
 			if dryRun {
 				// What the run with keys would do: its media store and
 				// exports folder, as retention run wires them.
-				res, err := privacy.PreviewPurge(ctx, db, exportsDir, asOf, true)
+				res, err := privacy.PreviewPurge(ctx, db, exports, asOf, true)
 				return retention.Result{Removed: res.Accounts, Files: res.Files, Details: res.Rows}, err
 			}
 			if purger == nil {
