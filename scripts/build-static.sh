@@ -6,7 +6,7 @@
 # is never needed. Needs gcc and libc6-dev (Debian: apt-get install gcc libc6-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+version=${VERSION:-$(scripts/version)}
 mkdir -p dist
 CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -trimpath -tags netgo,osusergo \
   -ldflags "-s -w -X zimage/app/cli.version=${version} -linkmode external -extldflags -static" \

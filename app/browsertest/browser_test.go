@@ -34,7 +34,7 @@ func findChromium(t testing.TB) string {
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed: apt-get install -y chromium (.ci/run does this before go test)")
+		t.Fatal("chromium is not installed: apt-get install -y chromium (scripts/test, which .ci/run calls, does this before the tests)")
 	}
 	t.Fatal("chromium is not installed, and the browser tests need it: apt-get install -y chromium (Debian), or put a chromium binary on PATH")
 	return ""

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -16,18 +17,53 @@ import (
 	"zimage/app/config"
 )
 
-// version is set at build time with -ldflags "-X zimage/app/cli.version=v1.2.3".
-var version = "dev"
+// version is set for release builds with
+// -ldflags "-X zimage/app/cli.version=v1.2.3"; empty means "work out what
+// this build is" from the build info.
+var version = ""
 
-// Version returns the build's version, with the VCS revision when known.
+// Version is the build's version, the same in the page footer, /healthz,
+// the start-up log and `zimage version`.
 func Version() string {
-	v := version
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (" + s.Value[:12] + ")"
-			}
+	info, _ := debug.ReadBuildInfo()
+	return versionOf(version, info)
+}
+
+// pseudoVersion matches the commit part of a Go pseudo-version
+// (v0.0.0-20260101120000-abcdef123456), which names no release.
+var pseudoVersion = regexp.MustCompile(`\d{14}-[0-9a-f]{12}`)
+
+// versionOf chooses, in order: the version given with -ldflags; a release
+// tag the go command stamped (go build in a clean checkout at a tag);
+// dev+<commit> from the stamped revision, +dirty when the checkout had
+// changes; plain "dev" when nothing was stamped (go run, go test, or
+// -buildvcs=false record no commit).
+func versionOf(ldflags string, info *debug.BuildInfo) string {
+	if ldflags != "" {
+		return ldflags
+	}
+	if info == nil {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" && !pseudoVersion.MatchString(v) && !strings.Contains(v, "+dirty") {
+		return v
+	}
+	var rev string
+	var dirty bool
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
 		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	v := "dev+" + rev[:min(len(rev), 12)]
+	if dirty {
+		v += "+dirty"
 	}
 	return v
 }

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,6 +134,9 @@ func doctorChecks(ctx context.Context, cfg config.Config, environ []string) []ch
 			}
 			return true, fmt.Sprintf("Content Credentials signed by %q, certificate valid until %s", st.Signer, st.NotAfter.UTC().Format(time.DateOnly))
 		}},
+		{"file modes", func() (bool, string) {
+			return checkFileModes(dir, cfg.KeyringBackupDir())
+		}},
 		{"backends", func() (bool, string) {
 			bs, _, err := buildBackends(cfg)
 			if err != nil {
@@ -185,4 +190,60 @@ func doctorChecks(ctx context.Context, cfg config.Config, environ []string) []ch
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// checkFileModes finds files in the data folder and the keyring backup
+// folder that other accounts on the machine could read or write: every
+// file Z Image creates there holds data and is made 0600. Certmagic's lock
+// files (no data, short-lived) are left out.
+func checkFileModes(dirs ...string) (bool, string) {
+	var open []string
+	files := 0
+	for i, root := range dirs {
+		if i > 0 && within(root, dirs[0]) {
+			continue // walked already
+		}
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if d.IsDir() && d.Name() == "locks" && filepath.Base(filepath.Dir(path)) == "certmagic" {
+				return filepath.SkipDir
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return nil // removed while walking
+			}
+			files++
+			if fi.Mode().Perm()&0o077 != 0 {
+				open = append(open, fmt.Sprintf("%s (%04o)", path, fi.Mode().Perm()))
+			}
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Sprintf("cannot read %s (%v): run doctor as the account that runs Z Image", root, unwrapPathErr(err))
+		}
+	}
+	if len(open) > 0 {
+		more := ""
+		if len(open) > 5 {
+			more = fmt.Sprintf(" and %d more", len(open)-5)
+			open = open[:5]
+		}
+		return false, fmt.Sprintf("readable by other accounts, not 0600: %s%s: run chmod 600 on them (find %s -type f -exec chmod 600 {} +)",
+			strings.Join(open, ", "), more, strings.Join(dirs, " "))
+	}
+	return true, fmt.Sprintf("all %d files are private (0600)", files)
+}
+
+// within reports whether path is dir or inside it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

@@ -40,7 +40,7 @@ func newRetentionRunner(cfg config.Config, db *sqlite.DB, log *slog.Logger, deps
 		jobs = append(jobs, retention.ImagesJob(cfg.Retention.Images.D(), deps.Images))
 	}
 	jobs = append(jobs, rightsRetentionJobs(cfg, db)...)
-	jobs = append(jobs, deletedAccountsJob(cfg.Retention.DeletedAccounts.D(), db, deps.Accounts))
+	jobs = append(jobs, deletedAccountsJob(cfg.Retention.DeletedAccounts.D(), db, exportsDir(cfg), deps.Accounts))
 	for _, j := range jobs {
 		if err := r.Register(j); err != nil {
 			return nil, err
@@ -271,14 +271,20 @@ type accountPurger interface {
 // the purge runs at the first run after the deletion rather than waiting
 // for the window, which is the maximum the policy promises. Held accounts
 // are skipped.
-func deletedAccountsJob(window time.Duration, db *sqlite.DB, purger accountPurger) retention.Job {
+func deletedAccountsJob(window time.Duration, db *sqlite.DB, exports string, purger accountPurger) retention.Job {
 	return retention.Job{
 		Name:   "deleted-accounts",
 		Window: window,
 		Run: func(ctx context.Context, asOf time.Time, dryRun bool, batch int) (retention.Result, error) {
-			if dryRun || purger == nil {
+			if dryRun {
+				// What the run with keys would do: its media store and
+				// exports folder, as retention run wires them.
+				res, err := privacy.PreviewPurge(ctx, db, exports, asOf, true)
+				return retention.Result{Removed: res.Accounts, Files: res.Files, Details: res.Rows}, err
+			}
+			if purger == nil {
 				n, err := db.CountPurgeableUsers(ctx, asOf)
-				if err == nil && !dryRun && n > 0 {
+				if err == nil && n > 0 {
 					err = fmt.Errorf("retention: %d deleted account(s) wait for their purge, but this run cannot remove them (no keyring open)", n)
 				}
 				return retention.Result{Removed: n}, err

@@ -32,31 +32,15 @@ type pebble struct {
 	out     *syncBuffer // pebble's and challtestsrv's output
 }
 
-// startPebble builds pebble and pebble-challtestsrv from the module
-// (go.mod pins them as tools) and runs them on loopback: challtestsrv is
-// pebble's DNS server and answers every name with 127.0.0.1, so pebble's
-// validation requests for a test name reach zimage on httpPort (HTTP-01)
-// and tlsPort (TLS-ALPN-01). Any failure fails the test: CI must not pass
-// TLS tests it did not run.
+// startPebble builds pebble and pebble-challtestsrv from the tools module
+// (tools/go.mod pins them, apart from the binary's own module graph) and
+// runs them on loopback: challtestsrv is pebble's DNS server and answers
+// every name with 127.0.0.1, so pebble's validation requests for a test
+// name reach zimage on httpPort (HTTP-01) and tlsPort (TLS-ALPN-01). Any
+// failure fails the test: CI must not pass TLS tests it did not run.
 func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to build pebble and is not on PATH: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goBin, "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
-	if err != nil {
-		t.Fatalf("cannot find pebble's module (it is a tool in go.mod; run `go mod download`): %v", err)
-	}
-	modDir := strings.TrimSpace(string(out))
-	bin := t.TempDir()
-	build := exec.CommandContext(ctx, goBin, "build", "-o", bin+string(filepath.Separator),
-		"github.com/letsencrypt/pebble/v2/cmd/pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv")
-	if msg, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building pebble failed: %v\n%s", err, msg)
-	}
+	modDir, bin := buildPebble(t)
 
 	p := &pebble{out: &syncBuffer{}, minica: filepath.Join(modDir, "test", "certs", "pebble.minica.pem")}
 	minica, err := os.ReadFile(p.minica)
@@ -136,6 +120,45 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 		}
 	}
 	return p
+}
+
+// pebbleModule is pebble's module path in tools/go.mod.
+const pebbleModule = "github.com/letsencrypt/pebble/v2"
+
+// buildPebble downloads pebble's module (a fresh clone has an empty module
+// cache: the download must come before anything reads the module's
+// folder), builds its two commands into a temporary folder, and returns
+// the module folder (for its test certificates and config) and the folder
+// holding the binaries.
+func buildPebble(t *testing.T) (modDir, bin string) {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build pebble and is not on PATH: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	gomod, err := exec.CommandContext(ctx, goBin, "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(gomod)) == "" {
+		t.Fatalf("cannot find this module's go.mod (go env GOMOD: %q, %v)", gomod, err)
+	}
+	tools := filepath.Join(filepath.Dir(strings.TrimSpace(string(gomod))), "tools")
+	var stderr strings.Builder
+	dl := exec.CommandContext(ctx, goBin, "mod", "download", "-json", pebbleModule)
+	dl.Dir, dl.Stderr = tools, &stderr
+	out, err := dl.Output()
+	var mod struct{ Dir, Error string }
+	if jerr := json.Unmarshal(out, &mod); err != nil || jerr != nil || mod.Error != "" || mod.Dir == "" {
+		t.Fatalf("cannot download pebble's module in %s (go mod download: %v; error %q)\n%s%s", tools, err, mod.Error, out, stderr.String())
+	}
+	bin = t.TempDir()
+	build := exec.CommandContext(ctx, goBin, "build", "-o", bin+string(filepath.Separator),
+		pebbleModule+"/cmd/pebble", pebbleModule+"/cmd/pebble-challtestsrv")
+	build.Dir = tools
+	if msg, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building pebble in %s failed: %v\n%s", tools, err, msg)
+	}
+	return mod.Dir, bin
 }
 
 // run starts a child process whose output goes to p.out and which is

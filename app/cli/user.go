@@ -133,7 +133,11 @@ func runUserList(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	svc, _, closeAll, err := openAccounts(ctx, env, *cfgPath)
+	cfg, err := config.Load(*cfgPath, env.Environ)
+	if err != nil {
+		return err
+	}
+	svc, db, closeAll, err := openAccounts(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -155,6 +159,12 @@ func runUserList(ctx context.Context, env Env, args []string) error {
 				state = "deleted " + u.DeletedAt.UTC().Format(time.DateOnly) + ", purge due"
 			case !u.DisabledAt.IsZero():
 				state = "disabled"
+			}
+			if !u.DeletedAt.IsZero() {
+				state, err = deletedState(ctx, db, u.ID, u.DeletedAt, cfg.Retention.DeletedAccounts.D())
+				if err != nil {
+					return err
+				}
 			}
 			if u.TOTPEnabled {
 				twofa = "on"
@@ -192,4 +202,18 @@ func runUserDisable(ctx context.Context, env Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "disabled %s (id %s); its sessions are ended\n", u.Username, u.ID)
 	return nil
+}
+
+// deletedState describes a deleted account that is not purged yet: the
+// purge runs at the first retention run after the deletion and no later
+// than the deleted-accounts window, unless a legal hold keeps it.
+func deletedState(ctx context.Context, db *sqlite.DB, userID string, deletedAt time.Time, window time.Duration) (string, error) {
+	_, err := db.LegalHoldOf(ctx, userID)
+	switch {
+	case err == nil:
+		return "deleted " + deletedAt.Format(time.DateOnly) + ", kept by a legal hold", nil
+	case app.ErrorCode(err) != app.ENOTFOUND:
+		return "", err
+	}
+	return "deleted " + deletedAt.Format(time.DateOnly) + ", purge due by " + deletedAt.Add(window).Format(time.DateOnly), nil
 }

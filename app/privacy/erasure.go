@@ -298,6 +298,47 @@ func (s *Controls) CountPurgeable(ctx context.Context, cutoff time.Time) (int, e
 	return s.db.CountPurgeableUsers(ctx, cutoff)
 }
 
+// PreviewPurge reports what PurgeDeleted would remove as of cutoff,
+// changing nothing and needing no keys: the same accounts, the files
+// (each image with its variants, as media counts them, and each export
+// archive) and the rows per table. Images are counted as files, not rows,
+// when mediaCounted is true, as the purge's media store deletes their rows
+// before the account's other rows. An image or export that a run's images
+// or exports job removes first is counted there too.
+func PreviewPurge(ctx context.Context, db *sqlite.DB, exportsDir string, cutoff time.Time, mediaCounted bool) (PurgeResult, error) {
+	res := PurgeResult{Rows: map[string]int{}}
+	n, err := db.CountPurgeableUsers(ctx, cutoff)
+	if err != nil || n == 0 {
+		return res, err
+	}
+	ids, err := db.PurgeableUsers(ctx, cutoff, n)
+	if err != nil {
+		return res, err
+	}
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		rows, err := db.CountUserRows(ctx, id)
+		if err != nil {
+			return res, err
+		}
+		if mediaCounted {
+			res.Files += rows["images"]
+			delete(rows, "images")
+		}
+		if exportsDir != "" {
+			entries, _ := os.ReadDir(filepath.Join(exportsDir, id))
+			res.Files += len(entries)
+		}
+		for t, n := range rows {
+			res.Rows[t] += n
+		}
+		res.Accounts++
+	}
+	return res, nil
+}
+
 // PurgeDeleted physically removes accounts deleted at or before cutoff
 // and not under a legal hold: the key is shredded again (a no-op unless
 // the first attempt failed), the media folder and image rows go, then

@@ -275,17 +275,26 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 // SnapshotTo writes a consistent copy of the live database to path (which
 // must not exist), without stopping writers: VACUUM INTO reads one snapshot.
 func (db *DB) SnapshotTo(ctx context.Context, path string) error {
-	if _, err := os.Stat(path); err == nil {
+	// VACUUM INTO accepts an existing empty file: creating it first, with
+	// O_EXCL and 0600, keeps the copy private whatever the umask and never
+	// overwrites anything.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("sqlite: snapshot: %s already exists", path)
+	} else if err != nil {
+		return fmt.Errorf("sqlite: snapshot: %w", err)
 	}
+	f.Close()
 	// Its own connection: the readers are query_only, and the writer must
 	// stay free for requests while the copy is made.
 	c, err := sql.Open("sqlite", dsn(db.Path, false))
 	if err != nil {
+		os.Remove(path)
 		return fmt.Errorf("sqlite: snapshot: %w", err)
 	}
 	defer c.Close()
 	if _, err := c.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		os.Remove(path)
 		return fmt.Errorf("sqlite: snapshot to %s: %w", path, err)
 	}
 	// A snapshot leaves this machine (that is what backups are for): it

@@ -244,6 +244,39 @@ func (db *DB) PurgeUser(ctx context.Context, userID string, audit ...app.AuditEn
 	return removed, nil
 }
 
+// CountUserRows counts, per table, the rows PurgeUser would remove for
+// userID now (tables with none are left out; "users" is 1): the dry run
+// of the purge. It reads in one snapshot and changes nothing.
+func (db *DB) CountUserRows(ctx context.Context, userID string) (map[string]int, error) {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: count rows of user: %w", err)
+	}
+	defer tx.Rollback()
+	tables, err := userTables(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: count rows of user: %w", err)
+	}
+	counts := map[string]int{}
+	for _, t := range tables {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM "`+t+`" WHERE user_id = ?`, userID).Scan(&n); err != nil {
+			return nil, fmt.Errorf("sqlite: count rows of user in %s: %w", t, err)
+		}
+		if n > 0 {
+			counts[t] = n
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE id = ?`, userID).Scan(&n); err != nil {
+		return nil, fmt.Errorf("sqlite: count rows of user: %w", err)
+	}
+	if n > 0 {
+		counts["users"] = n
+	}
+	return counts, nil
+}
+
 // userTables lists the tables holding a user_id column, except those kept
 // after a purge.
 func userTables(ctx context.Context, tx *sql.Tx) ([]string, error) {

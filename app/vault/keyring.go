@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 
 	"zimage/app"
 )
@@ -37,6 +38,13 @@ func openKeyringDB(path string) (*sql.DB, error) {
 	// synchronous(FULL), not NORMAL: a key that a sealed file already
 	// depends on must survive a power cut.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + keyringPragmas
+	// Create the file private before SQLite does (it would use the umask:
+	// 0644 under the usual 022); the -wal and -shm files copy its mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, app.Wrap(err, "Could not create the keyring %s: check that the data folder is writable by the account running Z Image.", path)
+	}
+	f.Close()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, app.Wrap(err, "Could not open the keyring %s.", path)
