@@ -259,9 +259,13 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 	if model == "" {
 		model = g.Model
 	}
+	// What the server did not use, the record must not say it did: no
+	// negative prompt, and guidance 0 (no guidance) when it took none.
 	if slices.Contains(res.NotApplied, "negative_prompt") {
-		// The server did not use it: the record must not say it did.
 		g.NegativePrompt = ""
+	}
+	if slices.Contains(res.NotApplied, "guidance") {
+		g.Guidance = 0
 	}
 	now := s.db.Now()
 	rows := make([]sqlite.ImageRow, 0, len(res.Images))

@@ -817,15 +817,17 @@ func TestSaveRecordsOnlyWhatWasApplied(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t, Options{})
 	for _, tt := range []struct {
-		name, want string
-		notApplied []string
+		name, want   string
+		wantGuidance float64
+		notApplied   []string
 	}{
-		{name: "applied", want: "blurry"},
-		{name: "not applied", notApplied: []string{"negative_prompt"}},
+		{name: "applied", want: "blurry", wantGuidance: 4.5},
+		{name: "negative prompt not applied", wantGuidance: 4.5, notApplied: []string{"negative_prompt"}},
+		{name: "guidance not applied", want: "blurry", notApplied: []string{"guidance"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			g := testGeneration("gen-"+strings.ReplaceAll(tt.name, " ", "-"), "alice", "a fox")
-			g.NegativePrompt, g.Count = "blurry", 1
+			g.NegativePrompt, g.Guidance, g.Count = "blurry", 4.5, 1
 			res := testResult(testPNG(t, 32, 32, 1))
 			res.NotApplied = tt.notApplied
 			ids, err := e.store.Save(ctx, g, res, SaveOptions{})
@@ -838,6 +840,9 @@ func TestSaveRecordsOnlyWhatWasApplied(t *testing.T) {
 			}
 			if img.NegativePrompt != tt.want {
 				t.Errorf("recorded negative prompt %q, want %q", img.NegativePrompt, tt.want)
+			}
+			if img.Guidance != tt.wantGuidance {
+				t.Errorf("recorded guidance %v, want %v", img.Guidance, tt.wantGuidance)
 			}
 		})
 	}
