@@ -24,6 +24,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateUserPrefs,
 	migrateImagesLifetimeIndex,     // 11: index on an image's lifetime (expires_at - created_at)
 	migrateSealSessionsAndKeyNames, // 12: sealed session device/place and API key names
+	migrateMailDelivery,            // 13: outbox tries/backoff/dead letters, sent counts, email verification
 }
 
 func (db *DB) migrate(ctx context.Context) error {
