@@ -21,17 +21,44 @@ const (
 // CreateOneTimeToken stores a token's hash. userID is whose password a
 // reset token sets ("" for invites); createdBy is the admin's id.
 func (db *DB) CreateOneTimeToken(ctx context.Context, kind string, hash []byte, userID, createdBy string, ttl time.Duration, audit ...app.AuditEntry) (expires time.Time, err error) {
+	return db.CreateMailedToken(ctx, OneTimeToken{Kind: kind, Hash: hash, UserID: userID, CreatedBy: createdBy, TTL: ttl}, nil, audit...)
+}
+
+// OneTimeToken is a token to store (only its hash).
+type OneTimeToken struct {
+	Kind      string
+	Hash      []byte
+	UserID    string // whose password a reset sets, whose address a verify confirms; "" for invites
+	CreatedBy string
+	TTL       time.Duration
+	// SealedEmail is the address a verify token confirms, sealed for
+	// UserID with VerifyEmailAAD.
+	SealedEmail []byte
+}
+
+// VerifyEmailAAD binds the sealed address of a verify token to its hash.
+func VerifyEmailAAD(hash []byte) []byte { return []byte(fmt.Sprintf("one_time_tokens/%x/email", hash)) }
+
+// CreateMailedToken stores a token and, when m is set, the message that
+// carries it, in one transaction: there is never a token whose mail was
+// lost, nor a mail whose token was not stored.
+func (db *DB) CreateMailedToken(ctx context.Context, t OneTimeToken, m *Mail, audit ...app.AuditEntry) (expires time.Time, err error) {
 	now := db.Now().Truncate(time.Millisecond)
-	expires = now.Add(ttl)
+	expires = now.Add(t.TTL)
 	var uid any
-	if userID != "" {
-		uid = userID
+	if t.UserID != "" {
+		uid = t.UserID
 	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO one_time_tokens (token_hash, kind, user_id, created_by, created_at, expires_at)
-			VALUES (?,?,?,?,?,?)`, hash, kind, uid, createdBy, now.UnixMilli(), expires.UnixMilli())
+		_, err := tx.ExecContext(ctx, `INSERT INTO one_time_tokens (token_hash, kind, user_id, created_by, created_at, expires_at, email)
+			VALUES (?,?,?,?,?,?,?)`, t.Hash, t.Kind, uid, t.CreatedBy, now.UnixMilli(), expires.UnixMilli(), t.SealedEmail)
 		if err != nil {
 			return err
+		}
+		if m != nil {
+			if err := enqueueMail(ctx, tx, now, m); err != nil {
+				return err
+			}
 		}
 		for _, e := range audit {
 			if err := appendAudit(ctx, tx, now, e); err != nil {
@@ -41,7 +68,7 @@ func (db *DB) CreateOneTimeToken(ctx context.Context, kind string, hash []byte, 
 		return nil
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("sqlite: create %s token: %w", kind, err)
+		return time.Time{}, fmt.Errorf("sqlite: create %s token: %w", t.Kind, err)
 	}
 	return expires, nil
 }
