@@ -205,4 +205,3 @@ func (mp *mailpit) get(t *testing.T, path string, v any) {
 		t.Fatalf("mailpit %s: %v", path, err)
 	}
 }
-
