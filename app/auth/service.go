@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"zimage/app"
+	"zimage/app/mail"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
 )
@@ -40,6 +41,9 @@ type Options struct {
 	// parameters to keep hundreds of sign-ups fast.
 	Hasher *Hasher
 	Log    *slog.Logger
+	// Mail puts account mail (reset links, address confirmations) in the
+	// outbox; nil: mail is off, and those flows say what to do instead.
+	Mail *mail.Outbox
 }
 
 // Lifetimes of things the service hands out.
@@ -66,6 +70,8 @@ type Service struct {
 	hasher   *Hasher
 	accounts *Throttle
 	ips      *Throttle
+	// resets counts reset-link requests per address and per account.
+	resets *Throttle
 	log      *slog.Logger
 
 	dummyOnce sync.Once
@@ -102,7 +108,7 @@ func New(db *sqlite.DB, v *vault.Vault, opts Options) *Service {
 	acct.FreeFailures = opts.MaxLoginFailures
 	return &Service{
 		db: db, v: v, opts: opts, hasher: opts.Hasher, log: opts.Log,
-		accounts: NewThrottle(acct), ips: NewThrottle(DefaultIPThrottle),
+		accounts: NewThrottle(acct), ips: NewThrottle(DefaultIPThrottle), resets: NewThrottle(ResetRequestThrottle),
 	}
 }
 

@@ -26,6 +26,16 @@ func PayloadAAD(id string) []byte { return []byte("outbox/" + id + "/payload") }
 type Outbox struct {
 	Vault Sealer
 	Now   func() time.Time
+	// Wake, if set, is called after a message is committed to the outbox
+	// (the sender's Wake), so it goes out now rather than at the next poll.
+	Wake func()
+}
+
+// Queued tells the sender a committed message waits.
+func (o *Outbox) Queued() {
+	if o != nil && o.Wake != nil {
+		o.Wake()
+	}
 }
 
 // New returns a sealed outbox row of kind for userID at address to. The

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"zimage/app/mail"
+	"zimage/app/mail/mailpittest"
 )
 
 func TestSendsThroughMailpit(t *testing.T) {
@@ -18,11 +19,11 @@ func TestSendsThroughMailpit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			mp := startMailpit(t, tc.tls)
+			mp := mailpittest.Start(t, tc.tls)
 			w := newWorld(t)
 			s := mail.NewSender(w.db, w.keys, w.tmpl, mail.Config{
-				Host: "127.0.0.1", Port: mp.smtpPort, TLS: tc.tls, Auth: tc.auth, Username: "zimage", Password: "relay secret",
-				From: "Z Image <images@example.test>", RootCAs: mp.roots, MaxTries: 3, Timeout: 10 * time.Second,
+				Host: "127.0.0.1", Port: mp.SMTPPort, TLS: tc.tls, Auth: tc.auth, Username: "zimage", Password: "relay secret",
+				From: "Z Image <images@example.test>", RootCAs: mp.Roots, MaxTries: 3, Timeout: 10 * time.Second,
 			}, nil)
 			m := w.enqueue(t)
 			ctx := context.Background()
@@ -30,7 +31,7 @@ func TestSendsThroughMailpit(t *testing.T) {
 			if err != nil || r.Sent != 1 {
 				t.Fatalf("round: %+v, %v; want one sent", r, err)
 			}
-			got := mp.messages(t)
+			got := mp.Messages(t)
 			if len(got) != 1 {
 				t.Fatalf("mailpit holds %d messages, want 1", len(got))
 			}

@@ -35,6 +35,7 @@ func (s *Server) routes() {
 	api.POST("/auth/login", s.handleLogin)
 	api.POST("/auth/logout", s.handleLogout)
 	api.POST("/auth/reset", s.handleReset)
+	api.POST("/auth/reset-request", s.handleResetRequest)
 
 	// API: the caller's own account. Reading works with a read-scoped API
 	// key; account security needs a browser session.
@@ -122,6 +123,8 @@ func (s *Server) routes() {
 	e.POST("/login", s.loginSubmit)
 	e.POST("/login/2fa", s.loginSecondFactor)
 	e.POST("/logout", s.logoutSubmit)
+	e.GET("/forgot", s.forgotForm)
+	e.POST("/forgot", s.forgotSubmit)
 	e.GET("/reset", s.resetForm)
 	e.POST("/reset", s.resetSubmit)
 	e.GET("/settings", s.settingsHome, pages)

@@ -1,4 +1,8 @@
-package mail_test
+// Package mailpittest runs Mailpit, a real SMTP server with an HTTP API to
+// read back what it received, for tests. It builds mailpit once from its
+// module, outside our go.mod (its dependency graph is large and only tests
+// need it), into the user cache.
+package mailpittest
 
 import (
 	"bytes"
@@ -21,22 +25,22 @@ import (
 	"time"
 )
 
-// Mailpit is a real SMTP server with an HTTP API to read back what it
-// received. It is built once from its module (outside our go.mod: its
-// dependency graph is large and only tests need it) into the user cache.
-const mailpitModule = "github.com/axllent/mailpit@v1.33.1"
+// Module is the mailpit version the tests run.
+const Module = "github.com/axllent/mailpit@v1.33.1"
 
 // mailpitWait bounds building and starting mailpit.
 const mailpitWait = 10 * time.Minute
 
-type mailpit struct {
-	smtpPort int
-	api      string
-	roots    *x509.CertPool // trusts the certificate mailpit presents
+// Server is a running mailpit.
+type Server struct {
+	SMTPPort int
+	API      string         // base address of the HTTP API
+	Roots    *x509.CertPool // trusts the certificate mailpit presents
+	CAFile   string         // the same, as a PEM file (for mail.ca_file)
 }
 
 // mailpitBinary builds mailpit if the cache does not hold it yet.
-func mailpitBinary(t *testing.T) string {
+func mailpitBinary(t testing.TB) string {
 	t.Helper()
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -52,13 +56,13 @@ func mailpitBinary(t *testing.T) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), mailpitWait)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, goBin, "mod", "download", "-json", mailpitModule).Output()
+	out, err := exec.CommandContext(ctx, goBin, "mod", "download", "-json", Module).Output()
 	if err != nil {
-		t.Fatalf("downloading %s: %v", mailpitModule, err)
+		t.Fatalf("downloading %s: %v", Module, err)
 	}
 	var mod struct{ Dir, Error string }
 	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		t.Fatalf("downloading %s: %v %s", mailpitModule, err, mod.Error)
+		t.Fatalf("downloading %s: %v %s", Module, err, mod.Error)
 	}
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
@@ -78,18 +82,19 @@ func mailpitBinary(t *testing.T) string {
 	return bin
 }
 
-// startMailpit runs mailpit on loopback ports. tlsMode "starttls" requires
-// STARTTLS, "implicit" TLS from the first byte; both accept any login.
-func startMailpit(t *testing.T, tlsMode string) *mailpit {
+// Start runs mailpit on loopback ports until the test ends. tlsMode
+// "starttls" requires STARTTLS, "implicit" TLS from the first byte; both
+// accept any login.
+func Start(t testing.TB, tlsMode string) *Server {
 	t.Helper()
 	bin := mailpitBinary(t)
 	dir := t.TempDir()
-	roots, certFile, keyFile := selfSignedCert(t, dir)
-	mp := &mailpit{smtpPort: freePort(t), roots: roots}
+	roots, caFile, certFile, keyFile := selfSignedCert(t, dir)
+	mp := &Server{SMTPPort: freePort(t), Roots: roots, CAFile: caFile}
 	httpPort := freePort(t)
-	mp.api = "http://127.0.0.1:" + strconv.Itoa(httpPort)
+	mp.API = "http://127.0.0.1:" + strconv.Itoa(httpPort)
 	args := []string{"--disable-version-check", "--quiet", "--smtp-disable-rdns",
-		"--smtp", "127.0.0.1:" + strconv.Itoa(mp.smtpPort), "--listen", "127.0.0.1:" + strconv.Itoa(httpPort),
+		"--smtp", "127.0.0.1:" + strconv.Itoa(mp.SMTPPort), "--listen", "127.0.0.1:" + strconv.Itoa(httpPort),
 		"--database", filepath.Join(dir, "mailpit.db"),
 		"--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile, "--smtp-auth-accept-any"}
 	if tlsMode == "implicit" {
@@ -108,7 +113,7 @@ func startMailpit(t *testing.T, tlsMode string) *mailpit {
 	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(mp.api + "/api/v1/messages")
+		resp, err := http.Get(mp.API + "/api/v1/messages")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -126,7 +131,7 @@ func startMailpit(t *testing.T, tlsMode string) *mailpit {
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -138,7 +143,7 @@ func freePort(t *testing.T) int {
 
 // selfSignedCert writes a certificate for 127.0.0.1 signed by a fresh CA:
 // the "private relay" case of mail.ca_file.
-func selfSignedCert(t *testing.T, dir string) (*x509.CertPool, string, string) {
+func selfSignedCert(t testing.TB, dir string) (*x509.CertPool, string, string, string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "zimage test relay CA"},
@@ -159,16 +164,17 @@ func selfSignedCert(t *testing.T, dir string) (*x509.CertPool, string, string) {
 		t.Fatal(err)
 	}
 	keyDER, _ := x509.MarshalECPrivateKey(key)
-	certFile, keyFile := filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key")
+	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	return pool, certFile, keyFile
+	return pool, caFile, certFile, keyFile
 }
 
-// mailpitMessage is a message as mailpit's API returns it.
-type mailpitMessage struct {
+// Message is a message as mailpit's API returns it.
+type Message struct {
 	ID        string
 	MessageID string
 	Subject   string
@@ -178,10 +184,11 @@ type mailpitMessage struct {
 	Headers   map[string][]string
 }
 
-// messages returns every message mailpit holds, read in full.
-func (mp *mailpit) messages(t *testing.T) []mailpitMessage {
+// Messages returns every message mailpit holds, newest first, read in
+// full.
+func (mp *Server) Messages(t testing.TB) []Message {
 	t.Helper()
-	var list struct{ Messages []mailpitMessage }
+	var list struct{ Messages []Message }
 	mp.get(t, "/api/v1/messages", &list)
 	for i := range list.Messages {
 		id := list.Messages[i].ID
@@ -191,9 +198,9 @@ func (mp *mailpit) messages(t *testing.T) []mailpitMessage {
 	return list.Messages
 }
 
-func (mp *mailpit) get(t *testing.T, path string, v any) {
+func (mp *Server) get(t testing.TB, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(mp.api + path)
+	resp, err := http.Get(mp.API + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,5 +210,23 @@ func (mp *mailpit) get(t *testing.T, path string, v any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("mailpit %s: %v", path, err)
+	}
+}
+
+// WaitMessages waits until mailpit holds at least n messages and returns
+// them.
+func (mp *Server) WaitMessages(t testing.TB, n int, limit time.Duration) []Message {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var list struct{ Messages []Message }
+		mp.get(t, "/api/v1/messages", &list)
+		if len(list.Messages) >= n {
+			return mp.Messages(t)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mailpit holds %d messages after %s, want %d", len(list.Messages), limit, n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
