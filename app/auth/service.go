@@ -72,7 +72,7 @@ type Service struct {
 	ips      *Throttle
 	// resets counts reset-link requests per address and per account.
 	resets *Throttle
-	log      *slog.Logger
+	log    *slog.Logger
 
 	dummyOnce sync.Once
 	dummyHash string

@@ -79,4 +79,3 @@ func startMail(ctx context.Context, cfg config.Config, db *sqlite.DB, keys mail.
 	log.Info("mail: sending through the relay", "host", mc.Host, "port", mc.Port, "tls", mc.TLS)
 	return &mail.Outbox{Vault: keys, Now: db.Now, Wake: sender.Wake}, func() { cancel(); wg.Wait() }, nil
 }
-
