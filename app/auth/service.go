@@ -284,10 +284,16 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*app.User, error)
 	} else if inviteHash != nil {
 		via = "invite"
 	}
-	err = s.db.CreateUser(ctx, sqlite.NewUser{
+	nu := sqlite.NewUser{
 		Record: rec, InviteHash: inviteHash, FirstIsAdmin: !in.ByAdmin,
 		Audit: []app.AuditEntry{{ActorID: in.ActorID, Action: app.AuditSignup, Detail: detail("via", via, "role", role)}},
-	})
+	}
+	if s.MailEnabled() {
+		if nu.Verify, nu.Mail, err = s.verifyMail(id, email, nil); err != nil {
+			return nil, err
+		}
+	}
+	err = s.db.CreateUser(ctx, nu)
 	if err != nil {
 		// The key was made for an id that never came to be: destroy it.
 		if serr := s.v.Shred(id); serr != nil {
@@ -301,6 +307,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*app.User, error)
 		if err := s.db.AppendAudit(ctx, app.AuditEntry{SubjectID: id, Action: app.AuditRoleChange, Detail: detail("from", role, "to", rec.Role, "why", "first_account")}); err != nil {
 			return nil, err
 		}
+	}
+	if nu.Mail != nil {
+		s.opts.Mail.Queued()
 	}
 	u := rec.User
 	u.Email, u.DisplayName = email, display

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"zimage/app"
@@ -82,6 +83,111 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	_, err = s.db.CreateMailedToken(ctx, sqlite.OneTimeToken{Kind: sqlite.TokenReset, Hash: hash, UserID: rec.ID, CreatedBy: rec.ID, TTL: ResetTokenTTL}, m,
 		app.AuditEntry{ActorID: rec.ID, SubjectID: rec.ID, Action: app.AuditResetMail})
 	if err != nil {
+		return err
+	}
+	s.opts.Mail.Queued()
+	return nil
+}
+
+// VerifyTokenTTL is how long an address confirmation link works;
+// VerifyTokenPrefix marks its tokens.
+const (
+	VerifyTokenTTL    = 48 * time.Hour
+	VerifyTokenPrefix = "zie_"
+)
+
+// verifyMail returns a token confirming address for userID and the message
+// carrying its link. sealedNew is the address sealed for the token when it
+// confirms a change (nil: the account's current address).
+func (s *Service) verifyMail(userID, address string, change []byte) (*sqlite.OneTimeToken, *sqlite.Mail, error) {
+	token, hash := NewToken(VerifyTokenPrefix)
+	t := &sqlite.OneTimeToken{Kind: sqlite.TokenVerify, Hash: hash, UserID: userID, CreatedBy: userID, TTL: VerifyTokenTTL}
+	if change != nil {
+		sealed, err := s.v.Seal(userID, sqlite.VerifyEmailAAD(hash), change)
+		if err != nil {
+			return nil, nil, fmt.Errorf("auth: seal new address: %w", err)
+		}
+		t.SealedEmail = sealed
+	}
+	m, err := s.opts.Mail.New(userID, MailVerifyEmail, address, map[string]any{
+		"link": "/verify-email?token=" + token, "ttl": "48 hours"})
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, m, nil
+}
+
+// VerifyEmail confirms an address with the token from its mail. A token
+// for a new address moves the account to it, and the old address is told.
+func (s *Service) VerifyEmail(ctx context.Context, token string) error {
+	hash := HashToken(token) // a token of another kind matches no verify row
+	userID, sealedNew, err := s.db.VerifyToken(ctx, hash)
+	if err != nil {
+		return err
+	}
+	c := sqlite.EmailConfirmation{Hash: hash, UserID: userID,
+		Audit: app.AuditEntry{ActorID: userID, SubjectID: userID, Action: app.AuditEmailVerified}}
+	if sealedNew != nil {
+		newAddr, err := s.v.Open(userID, sqlite.VerifyEmailAAD(hash), sealedNew)
+		if err != nil {
+			return fmt.Errorf("auth: open new address: %w", err)
+		}
+		old, err := s.Profile(ctx, userID)
+		if err != nil {
+			return err
+		}
+		c.NewIndex = s.v.BlindIndex("email", string(newAddr))
+		if c.NewSealedEmail, err = s.v.Seal(userID, emailAAD(userID), newAddr); err != nil {
+			return fmt.Errorf("auth: seal address: %w", err)
+		}
+		if s.MailEnabled() {
+			if c.Notice, err = s.opts.Mail.New(userID, MailEmailChanged, old.Email, nil); err != nil {
+				return err
+			}
+		}
+		c.Audit.Action = app.AuditEmailChange
+	}
+	if err := s.db.ConfirmEmail(ctx, c); err != nil {
+		return err
+	}
+	if c.Notice != nil {
+		s.opts.Mail.Queued()
+	}
+	return nil
+}
+
+// RequestEmailChange starts moving the signed-in person's account to a new
+// address: after their password, a confirmation link goes to the new
+// address, and the account moves only when it is followed. Errors: EINVALID
+// for a malformed address, EFORBIDDEN for a wrong password, ECONFLICT when
+// another account uses the address, EUNAVAILABLE when mail is off.
+func (s *Service) RequestEmailChange(ctx context.Context, p *Principal, password, email string) error {
+	if !s.MailEnabled() {
+		return errMailOff("Ask an administrator of this server to change your address.")
+	}
+	rec, err := s.db.UserByID(ctx, p.User.ID)
+	if err != nil {
+		return err
+	}
+	addr, err := NormalizeEmail(email)
+	if err != nil {
+		return app.FieldErrors{"email": fieldMessage(err, "email")}.Err()
+	}
+	if err := s.checkOwnPassword(ctx, rec, password, "password"); err != nil {
+		return err
+	}
+	if other, err := s.db.UserByEmailIndex(ctx, s.v.BlindIndex("email", addr)); err == nil {
+		msg := "An account already uses this address. Choose another one."
+		if other.ID == rec.ID {
+			msg = "This is already your address."
+		}
+		return &app.Error{Code: app.ECONFLICT, Message: msg, Fields: map[string]string{"email": msg}}
+	}
+	t, m, err := s.verifyMail(rec.ID, addr, []byte(addr))
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.CreateMailedToken(ctx, *t, m, app.AuditEntry{ActorID: rec.ID, SubjectID: rec.ID, Action: app.AuditEmailVerifyMail, Detail: detail("why", "change")}); err != nil {
 		return err
 	}
 	s.opts.Mail.Queued()

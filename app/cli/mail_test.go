@@ -42,6 +42,7 @@ type client struct {
 	t    *testing.T
 	base string
 	http *http.Client
+	csrf string
 }
 
 func newClient(t *testing.T, base string) *client {
@@ -57,6 +58,9 @@ func (c *client) do(method, path, body string) (int, string) {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.csrf != "" {
+		req.Header.Set("X-CSRF-Token", c.csrf)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -82,8 +86,7 @@ func TestPasswordResetByEmail(t *testing.T) {
 	if codeKnown != http.StatusAccepted || codeKnown != codeUnknown || bodyKnown != bodyUnknown {
 		t.Fatalf("answers differ: known %d %s, unknown %d %s", codeKnown, bodyKnown, codeUnknown, bodyUnknown)
 	}
-	msgs := mp.WaitMessages(t, 1, 30*time.Second)
-	msg := msgs[0]
+	msg := waitSubject(t, mp, 2, "Reset your Z Image password")
 	if len(msg.To) != 1 || msg.To[0].Address != "ada@example.test" || msg.Subject != "Reset your Z Image password" {
 		t.Fatalf("unexpected message %+v", msg)
 	}
@@ -115,7 +118,87 @@ func TestPasswordResetByEmail(t *testing.T) {
 	if code, _ := newClient(t, base).do("POST", "/api/v1/auth/login", `{"login":"ada","password":"another long passphrase 77"}`); code != http.StatusOK {
 		t.Errorf("sign-in with the new password: %d", code)
 	}
-	if n := len(mp.Messages(t)); n != 1 {
-		t.Errorf("mailpit holds %d messages; the unknown address must get none", n)
+	if n := len(mp.Messages(t)); n != 2 {
+		t.Errorf("mailpit holds %d messages, want Ada's confirmation and reset; the unknown address must get none", n)
+	}
+}
+
+// waitSubject waits for n messages and returns the one with subject.
+func waitSubject(t *testing.T, mp *mailpittest.Server, n int, subject string) mailpittest.Message {
+	t.Helper()
+	for _, m := range mp.WaitMessages(t, n, 30*time.Second) {
+		if m.Subject == subject {
+			return m
+		}
+	}
+	t.Fatalf("no message %q among the first %d", subject, n)
+	return mailpittest.Message{}
+}
+
+var verifyLink = regexp.MustCompile(`http://[^\s"<>]+/verify-email\?token=zie_[A-Za-z0-9_-]+`)
+
+// confirm follows a confirmation mail's link like a person: the page, then
+// its button (here through the API).
+func confirm(t *testing.T, c *client, base string, msg mailpittest.Message) string {
+	t.Helper()
+	link := verifyLink.FindString(msg.Text)
+	if link == "" || !strings.Contains(msg.HTML, link) {
+		t.Fatalf("no confirmation link in both parts:\ntext %s\nhtml %s", msg.Text, msg.HTML)
+	}
+	if code, body := c.do("GET", strings.TrimPrefix(link, base), ""); code != http.StatusOK || !strings.Contains(body, "Confirm my email address") {
+		t.Fatalf("confirmation page: %d %.300s", code, body)
+	}
+	token := link[strings.Index(link, "token=")+len("token="):]
+	body := `{"token":"` + token + `"}`
+	if code, resp := c.do("POST", "/api/v1/auth/verify-email", body); code != http.StatusOK {
+		t.Fatalf("confirming: %d %s", code, resp)
+	}
+	return body
+}
+
+func TestEmailVerificationAtSignupAndOnChange(t *testing.T) {
+	base, mp := mailServe(t)
+	ada := newClient(t, base)
+	code, body := ada.do("POST", "/api/v1/auth/signup", `{"email":"ada@example.test","username":"ada","password":"a long and unusual passphrase 42","age_confirmed":true}`)
+	if code != http.StatusCreated {
+		t.Fatalf("sign-up: %d %s", code, body)
+	}
+	var su struct {
+		CSRFToken string `json:"csrf_token"`
+	}
+	json.Unmarshal([]byte(body), &su)
+	ada.csrf = su.CSRFToken
+	msg := waitSubject(t, mp, 1, "Confirm your email address for Z Image")
+	if msg.To[0].Address != "ada@example.test" {
+		t.Fatalf("confirmation went to %+v", msg.To)
+	}
+	used := confirm(t, newClient(t, base), base, msg)
+	if code, resp := newClient(t, base).do("POST", "/api/v1/auth/verify-email", used); code != http.StatusBadRequest || !strings.Contains(resp, "already used") {
+		t.Errorf("second use of the confirmation link: %d %s; want 400 saying it is used", code, resp)
+	}
+
+	// A change: the new address confirms, then the old one is told.
+	if code, resp := ada.do("POST", "/api/v1/me/email", `{"email":"ada@new.example.test","password":"wrong password"}`); code != http.StatusForbidden {
+		t.Fatalf("change with a wrong password: %d %s; want 403", code, resp)
+	}
+	if code, resp := ada.do("POST", "/api/v1/me/email", `{"email":"ada@new.example.test","password":"a long and unusual passphrase 42"}`); code != http.StatusAccepted {
+		t.Fatalf("change: %d %s", code, resp)
+	}
+	var change mailpittest.Message
+	for _, m := range mp.WaitMessages(t, 2, 30*time.Second) {
+		if m.To[0].Address == "ada@new.example.test" {
+			change = m
+		}
+	}
+	if code, resp := newClient(t, base).do("POST", "/api/v1/auth/login", `{"login":"ada@new.example.test","password":"a long and unusual passphrase 42"}`); code == http.StatusOK {
+		t.Fatalf("the new address signs in before it is confirmed: %s", resp)
+	}
+	confirm(t, newClient(t, base), base, change)
+	told := waitSubject(t, mp, 3, "The email address of your Z Image account changed")
+	if told.To[0].Address != "ada@example.test" {
+		t.Errorf("the change notice went to %+v, want the old address", told.To)
+	}
+	if code, resp := newClient(t, base).do("POST", "/api/v1/auth/login", `{"login":"ada@new.example.test","password":"a long and unusual passphrase 42"}`); code != http.StatusOK {
+		t.Errorf("sign-in with the new address: %d %s", code, resp)
 	}
 }

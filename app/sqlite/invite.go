@@ -16,6 +16,7 @@ import (
 const (
 	TokenInvite = "invite"
 	TokenReset  = "reset"
+	TokenVerify = "verify"
 )
 
 // CreateOneTimeToken stores a token's hash. userID is whose password a
@@ -45,14 +46,8 @@ func VerifyEmailAAD(hash []byte) []byte { return []byte(fmt.Sprintf("one_time_to
 func (db *DB) CreateMailedToken(ctx context.Context, t OneTimeToken, m *Mail, audit ...app.AuditEntry) (expires time.Time, err error) {
 	now := db.Now().Truncate(time.Millisecond)
 	expires = now.Add(t.TTL)
-	var uid any
-	if t.UserID != "" {
-		uid = t.UserID
-	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO one_time_tokens (token_hash, kind, user_id, created_by, created_at, expires_at, email)
-			VALUES (?,?,?,?,?,?,?)`, t.Hash, t.Kind, uid, t.CreatedBy, now.UnixMilli(), expires.UnixMilli(), t.SealedEmail)
-		if err != nil {
+		if err := insertToken(ctx, tx, now, t); err != nil {
 			return err
 		}
 		if m != nil {
@@ -71,6 +66,16 @@ func (db *DB) CreateMailedToken(ctx context.Context, t OneTimeToken, m *Mail, au
 		return time.Time{}, fmt.Errorf("sqlite: create %s token: %w", t.Kind, err)
 	}
 	return expires, nil
+}
+
+func insertToken(ctx context.Context, tx *sql.Tx, now time.Time, t OneTimeToken) error {
+	var uid any
+	if t.UserID != "" {
+		uid = t.UserID
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO one_time_tokens (token_hash, kind, user_id, created_by, created_at, expires_at, email)
+		VALUES (?,?,?,?,?,?,?)`, t.Hash, t.Kind, uid, t.CreatedBy, now.UnixMilli(), now.Add(t.TTL).UnixMilli(), t.SealedEmail)
+	return err
 }
 
 // ResetTokenUser returns the id of the user a valid (unused, unexpired)
@@ -92,6 +97,10 @@ func errBadToken(kind string) error {
 		return &app.Error{Code: app.EINVALID, Message: "This invite is invalid, expired or already used. Ask an administrator for a new invite link.",
 			Fields: map[string]string{"invite": "invalid, expired or already used"}}
 	}
+	if kind == TokenVerify {
+		return &app.Error{Code: app.EINVALID, Message: "This confirmation link is invalid, expired or already used. Sign in and ask for a new one in your settings.",
+			Fields: map[string]string{"token": "invalid, expired or already used"}}
+	}
 	return &app.Error{Code: app.EINVALID, Message: "This reset link is invalid, expired or already used. Ask an administrator for a new one.",
 		Fields: map[string]string{"token": "invalid, expired or already used"}}
 }
@@ -101,7 +110,7 @@ func errBadToken(kind string) error {
 func useToken(ctx context.Context, tx *sql.Tx, hash []byte, kind string, now time.Time, userID string) error {
 	q := `UPDATE one_time_tokens SET used_at = ? WHERE token_hash = ? AND kind = ? AND used_at = 0 AND expires_at > ?`
 	args := []any{now.UnixMilli(), hash, kind, now.UnixMilli()}
-	if kind == TokenReset {
+	if kind == TokenReset || kind == TokenVerify {
 		q += ` AND user_id = ?`
 		args = append(args, userID)
 	}

@@ -172,6 +172,10 @@ type NewUser struct {
 	// FirstIsAdmin makes the account an admin when no other account exists.
 	FirstIsAdmin bool
 	Audit        []app.AuditEntry
+	// Verify, when set, is a token confirming the address, stored with its
+	// Mail in the same transaction as the account.
+	Verify *OneTimeToken
+	Mail   *Mail
 }
 
 // CreateUser inserts a user. Username and email are unique: a clash is an
@@ -217,6 +221,16 @@ func (db *DB) CreateUser(ctx context.Context, n NewUser) error {
 		}
 		if r.SealedUsername != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE users SET username_sealed = ? WHERE id = ?`, r.SealedUsername, r.ID); err != nil {
+				return err
+			}
+		}
+		if n.Verify != nil {
+			if err := insertToken(ctx, tx, now, *n.Verify); err != nil {
+				return err
+			}
+		}
+		if n.Mail != nil {
+			if err := enqueueMail(ctx, tx, now, n.Mail); err != nil {
 				return err
 			}
 		}

@@ -70,6 +70,8 @@ var authzRows = []authzRow{
 	}, want: [5]int{201, 201, 201, 201, 201}},
 	{route: "POST /api/v1/auth/login", body: fixed(`{"login":"owner1","password":"` + testPassword + `"}`), want: [5]int{200, 200, 200, 200, 200}},
 	{route: "POST /api/v1/auth/logout", want: [5]int{204, 204, 204, 204, 204}},
+	{route: "POST /api/v1/auth/verify-email", body: fixed(`{"token":"zie_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}`), want: [5]int{400, 400, 400, 400, 400}},
+	{route: "POST /api/v1/me/email", body: fixed(`{"email":"new@example.com","password":"` + testPassword + `"}`), want: [5]int{401, 503, 503, 503, 503}},
 	{route: "POST /api/v1/auth/reset-request", body: fixed(`{"email":"someone@example.com"}`), want: [5]int{503, 503, 503, 503, 503}},
 	{route: "POST /api/v1/auth/reset", body: fixed(`{"token":"zir_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","password":"a new and long passphrase"}`), want: [5]int{400, 400, 400, 400, 400}},
 
@@ -132,6 +134,8 @@ var authzRows = []authzRow{
 	{route: "POST /login", hdr: formPost, body: fixed("login=owner1&password=" + url.QueryEscape(testPassword)), want: [5]int{303, 303, 303, 303, 303}},
 	{route: "POST /login/2fa", hdr: formPost, body: fixed("ticket=forged&code=123456"), want: [5]int{400, 400, 400, 400, 400}},
 	{route: "POST /logout", hdr: formPost, body: fixed("x=1"), want: [5]int{303, 303, 303, 303, 303}},
+	{route: "GET /verify-email", path: "/verify-email?token=zie_aaaaaaaa", want: [5]int{200, 200, 200, 200, 200}},
+	{route: "POST /verify-email", hdr: formPost, body: fixed("token=zie_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), want: [5]int{400, 400, 400, 400, 400}},
 	{route: "GET /forgot", want: [5]int{200, 200, 200, 200, 200}},
 	{route: "POST /forgot", hdr: formPost, body: fixed("email=someone%40example.com"), want: [5]int{503, 503, 503, 503, 503}},
 	{route: "GET /reset", path: "/reset?token=zir_aaaaaaaa", want: [5]int{200, 200, 200, 200, 200}},

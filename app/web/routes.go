@@ -36,6 +36,7 @@ func (s *Server) routes() {
 	api.POST("/auth/logout", s.handleLogout)
 	api.POST("/auth/reset", s.handleReset)
 	api.POST("/auth/reset-request", s.handleResetRequest)
+	api.POST("/auth/verify-email", s.handleVerifyEmail)
 
 	// API: the caller's own account. Reading works with a read-scoped API
 	// key; account security needs a browser session.
@@ -44,6 +45,7 @@ func (s *Server) routes() {
 	api.PATCH("/me", s.handleMeUpdate, session)
 	api.GET("/me/access-log", s.handleMeAccessLog, read)
 	api.POST("/me/password", s.handleMePassword, session)
+	api.POST("/me/email", s.handleEmailChange, session)
 	api.GET("/me/sessions", s.handleMeSessions, session)
 	api.DELETE("/me/sessions", s.handleMeSessionsDelete, session)
 	api.DELETE("/me/sessions/:id", s.handleMeSessionDelete, session)
@@ -123,6 +125,8 @@ func (s *Server) routes() {
 	e.POST("/login", s.loginSubmit)
 	e.POST("/login/2fa", s.loginSecondFactor)
 	e.POST("/logout", s.logoutSubmit)
+	e.GET("/verify-email", s.verifyEmailForm)
+	e.POST("/verify-email", s.verifyEmailSubmit)
 	e.GET("/forgot", s.forgotForm)
 	e.POST("/forgot", s.forgotSubmit)
 	e.GET("/reset", s.resetForm)
