@@ -202,3 +202,55 @@ func TestEmailVerificationAtSignupAndOnChange(t *testing.T) {
 		t.Errorf("sign-in with the new address: %d %s", code, resp)
 	}
 }
+
+// TestMailDeadLetterSeenAndRetriedByAdmin: with the relay down and one try
+// allowed, the sign-up's confirmation is dead-lettered; `zimage mail` shows
+// it with the relay's answer (and no address), and `zimage mail retry`
+// brings it back once.
+func TestMailDeadLetterSeenAndRetriedByAdmin(t *testing.T) {
+	cfg := testConfig(t)
+	port := freePort(t)
+	cfg.Server.Listen = loopback(port)
+	cfg.Server.BaseURL = "http://" + loopback(port)
+	cfg.Mail.Host, cfg.Mail.Port, cfg.Mail.TLS = "127.0.0.1", freePort(t), "none" // nothing listens there
+	cfg.Mail.From, cfg.Mail.MaxTries = "images@example.test", 1
+	// The sender runs at start and when woken by a queued message: no
+	// poll may try the retried message between the two retries below.
+	cfg.Mail.Poll = config.Duration(time.Hour)
+	startServe(t, cfg, 60*time.Second, nil)
+	c := newClient(t, cfg.Server.BaseURL)
+	if code, body := c.do("POST", "/api/v1/auth/signup", `{"email":"ada@example.test","username":"ada","password":"a long and unusual passphrase 42","age_confirmed":true}`); code != http.StatusCreated {
+		t.Fatalf("sign-up: %d %s", code, body)
+	}
+	env := []string{"ZIMAGE_SERVER_DATA_DIR=" + cfg.Server.DataDir}
+	var out string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var code int
+		var errs string
+		code, out, errs = run(t, env, "mail")
+		if code != 0 {
+			t.Fatalf("zimage mail: %d %s", code, errs)
+		}
+		if strings.Contains(out, "dead-lettered  1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter within 30 s:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(out, "verify_email") || !strings.Contains(out, "connection refused") || strings.Contains(out, "ada@example.test") {
+		t.Fatalf("zimage mail must show the kind and the relay's answer, never the address:\n%s", out)
+	}
+	id := regexp.MustCompile(`(?m)^([0-9A-Z]{26})\s+verify_email`).FindStringSubmatch(out)
+	if id == nil {
+		t.Fatalf("no dead letter id in:\n%s", out)
+	}
+	if code, out, errs := run(t, env, "mail", "retry", id[1]); code != 0 || !strings.Contains(out, "tried again") {
+		t.Fatalf("retry: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := run(t, env, "mail", "retry", id[1]); code == 0 || !strings.Contains(errs, "no undelivered message") {
+		t.Errorf("a second retry of the same message: %d %s; want a refusal", code, errs)
+	}
+}
