@@ -72,12 +72,19 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if p.Session != nil {
 		keep = p.Session.ID
 	}
+	notice, err := s.securityNotice(rec.ID, prof.Email, "password")
+	if err != nil {
+		return revoked, err
+	}
 	err = s.db.UpdateUser(ctx, rec.ID, sqlite.UserChange{
 		PasswordHash: &hash, RevokeSessions: true, KeepSessionID: keep,
-		RevokeAPIKeys: revokeKeys, Revoked: &revoked,
+		RevokeAPIKeys: revokeKeys, Revoked: &revoked, Mail: notice,
 		Audit: []app.AuditEntry{{ActorID: rec.ID, SubjectID: rec.ID, Action: app.AuditPasswordChange,
 			Detail: detail("api_keys_revoked", strconv.FormatBool(revokeKeys))}},
 	})
+	if err == nil && notice != nil {
+		s.opts.Mail.Queued()
+	}
 	return revoked, err
 }
 

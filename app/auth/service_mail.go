@@ -16,7 +16,17 @@ const (
 	MailPasswordReset = "password_reset"
 	MailVerifyEmail   = "verify_email"
 	MailEmailChanged  = "email_changed"
+	MailSecurity      = "security_change"
 )
+
+// securityNotice returns a notice to the person that change (as the mail
+// says it: "password", …) happened, or nil when mail is off.
+func (s *Service) securityNotice(userID, address, change string) (*sqlite.Mail, error) {
+	if !s.MailEnabled() || address == "" {
+		return nil, nil
+	}
+	return s.opts.Mail.New(userID, MailSecurity, address, map[string]any{"change": change, "link": "/settings/security"})
+}
 
 // ResetRequestThrottle bounds reset-link requests, per address and per
 // account: three in a row are someone who did not find the mail; after that

@@ -118,8 +118,12 @@ func TestPasswordResetByEmail(t *testing.T) {
 	if code, _ := newClient(t, base).do("POST", "/api/v1/auth/login", `{"login":"ada","password":"another long passphrase 77"}`); code != http.StatusOK {
 		t.Errorf("sign-in with the new password: %d", code)
 	}
-	if n := len(mp.Messages(t)); n != 2 {
-		t.Errorf("mailpit holds %d messages, want Ada's confirmation and reset; the unknown address must get none", n)
+	notice := waitSubject(t, mp, 3, "Security change on your Z Image account")
+	if notice.To[0].Address != "ada@example.test" || !strings.Contains(notice.Text, "password") {
+		t.Errorf("security notice after the reset: %+v", notice)
+	}
+	if n := len(mp.Messages(t)); n != 3 {
+		t.Errorf("mailpit holds %d messages, want Ada's confirmation, reset and security notice; the unknown address must get none", n)
 	}
 }
 

@@ -340,6 +340,9 @@ type UserChange struct {
 	// transaction.
 	UseResetHash []byte
 	Audit        []app.AuditEntry
+	// Mail, when set, is a notice of the change, queued in its
+	// transaction.
+	Mail *Mail
 }
 
 // Revoked counts what a UserChange ended.
@@ -469,6 +472,11 @@ func updateUser(ctx context.Context, tx *sql.Tx, now time.Time, id string, c Use
 	}
 	if c.Revoked != nil {
 		*c.Revoked = revoked
+	}
+	if c.Mail != nil {
+		if err := enqueueMail(ctx, tx, now, c.Mail); err != nil {
+			return err
+		}
 	}
 	for _, e := range c.Audit {
 		if err := appendAudit(ctx, tx, now, e); err != nil {
