@@ -203,3 +203,35 @@ func (s *Service) RequestEmailChange(ctx context.Context, p *Principal, password
 	s.opts.Mail.Queued()
 	return nil
 }
+
+// MailOutbox is what admins see of the outbox: counts by state, sent
+// counts by kind, and the dead letters (kind, tries, the relay's answer;
+// never the address or text, which stay sealed with each person's key).
+type MailOutbox struct {
+	Enabled bool
+	Summary sqlite.MailSummary
+	Dead    []*sqlite.Mail
+}
+
+// Outbox returns the admin view of the outbox.
+func (s *Service) Outbox(ctx context.Context) (*MailOutbox, error) {
+	sum, err := s.db.MailSummary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dead, err := s.db.DeadMail(ctx, 100)
+	if err != nil {
+		return nil, err
+	}
+	return &MailOutbox{Enabled: s.MailEnabled(), Summary: sum, Dead: dead}, nil
+}
+
+// RetryMail gives a dead letter a fresh round of tries. Errors: ENOTFOUND
+// when id is not a dead letter.
+func (s *Service) RetryMail(ctx context.Context, adminID, id string) error {
+	if err := s.db.RetryMail(ctx, id, app.AuditEntry{ActorID: adminID, Action: app.AuditMailRetry, Detail: detail("id", id)}); err != nil {
+		return err
+	}
+	s.opts.Mail.Queued()
+	return nil
+}

@@ -251,6 +251,11 @@ func TestMailDeadLetterSeenAndRetriedByAdmin(t *testing.T) {
 	if id == nil {
 		t.Fatalf("no dead letter id in:\n%s", out)
 	}
+	// The admin API shows the same dead letter (Ada, the first account,
+	// is the admin).
+	if code, body := c.do("GET", "/api/v1/admin/mail", ""); code != http.StatusOK || !strings.Contains(body, id[1]) || strings.Contains(body, "ada@example.test") {
+		t.Fatalf("admin mail API: %d %s", code, body)
+	}
 	if code, out, errs := run(t, env, "mail", "retry", id[1]); code != 0 || !strings.Contains(out, "tried again") {
 		t.Fatalf("retry: %d %s %s", code, out, errs)
 	}

@@ -223,6 +223,8 @@ var authzRows = []authzRow{
 	{route: "POST /api/v1/admin/invites", want: [5]int{401, 403, 403, 403, 201}},
 	{route: "PUT /api/v1/admin/settings/signup", body: fixed(`{"mode":"invite"}`), want: [5]int{401, 403, 403, 403, 200}},
 	{route: "GET /api/v1/admin/audit", want: [5]int{401, 403, 403, 403, 200}},
+	{route: "GET /api/v1/admin/mail", want: [5]int{401, 403, 403, 403, 200}},
+	{route: "POST /api/v1/admin/mail/:id/retry", path: "/api/v1/admin/mail/01JUNKNOWNMAIL0000000000000/retry", want: [5]int{401, 403, 403, 403, 404}},
 
 	// Privacy controls: deletion, consents, restriction, policy
 	// acknowledgement (a session of one's own), legal holds and the

@@ -198,6 +198,8 @@ func (s *Server) routes() {
 	api.POST("/admin/invites", s.handleAdminInvite, admin)
 	api.PUT("/admin/settings/signup", s.handleAdminSignupMode, admin)
 	api.GET("/admin/audit", s.handleAdminAudit, admin)
+	api.GET("/admin/mail", s.handleAdminMail, admin)
+	api.POST("/admin/mail/:id/retry", s.handleAdminMailRetry, admin)
 	// Admins: the data-rights request queue.
 	api.GET("/admin/requests", s.adminRequests, admin)
 	api.POST("/admin/requests/:id/close", s.adminCloseRequest, admin)
