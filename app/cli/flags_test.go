@@ -36,6 +36,8 @@ func TestConfigFlagAfterVerbs(t *testing.T) {
 		{"export", []string{"export", "--user", "alice", "--out", filepath.Join(dir, "e.zip"), "--config", cfg}},
 		{"training export", []string{"training", "export", "--out", out, "--config", cfg}},
 		{"audit verify", []string{"audit", "verify", "--config", cfg}},
+		{"mail", []string{"mail", "--config", cfg}},
+		{"mail retry", []string{"mail", "retry", "01JUNKNOWNMAIL0000000000000", "--config", cfg}},
 	}
 	covered := map[string]bool{"version": true} // reads no config
 	for _, tt := range tests {

@@ -32,7 +32,7 @@ type world struct {
 	email  string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "zimage.db"))
@@ -60,7 +60,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // enqueue puts a password reset message for the account in the outbox.
-func (w *world) enqueue(t *testing.T) *sqlite.Mail {
+func (w *world) enqueue(t testing.TB) *sqlite.Mail {
 	t.Helper()
 	m, err := mail.Outbox{Vault: w.keys, Now: w.clock.Now}.New(w.userID, "password_reset", w.email,
 		map[string]any{"link": "/reset?token=zir_test", "ttl": "1 hour"})
