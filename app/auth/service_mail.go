@@ -19,6 +19,19 @@ const (
 	MailSecurity      = "security_change"
 )
 
+// securityNoticeFor is securityNotice for an account whose address is not
+// at hand.
+func (s *Service) securityNoticeFor(ctx context.Context, userID, change string) (*sqlite.Mail, error) {
+	if !s.MailEnabled() {
+		return nil, nil
+	}
+	prof, err := s.Profile(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return s.securityNotice(userID, prof.Email, change)
+}
+
 // securityNotice returns a notice to the person that change (as the mail
 // says it: "password", …) happened, or nil when mail is off.
 func (s *Service) securityNotice(userID, address, change string) (*sqlite.Mail, error) {
