@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every file under this folder.
 //
-//go:embed comfyui policy
+//go:embed comfyui policy mail
 var FS embed.FS

@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"zimage/app"
+	"zimage/app/mail"
 	"zimage/app/sqlite"
 	"zimage/app/vault"
 )
@@ -40,6 +41,9 @@ type Options struct {
 	// parameters to keep hundreds of sign-ups fast.
 	Hasher *Hasher
 	Log    *slog.Logger
+	// Mail puts account mail (reset links, address confirmations) in the
+	// outbox; nil: mail is off, and those flows say what to do instead.
+	Mail *mail.Outbox
 }
 
 // Lifetimes of things the service hands out.
@@ -66,7 +70,9 @@ type Service struct {
 	hasher   *Hasher
 	accounts *Throttle
 	ips      *Throttle
-	log      *slog.Logger
+	// resets counts reset-link requests per address and per account.
+	resets *Throttle
+	log    *slog.Logger
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -102,7 +108,7 @@ func New(db *sqlite.DB, v *vault.Vault, opts Options) *Service {
 	acct.FreeFailures = opts.MaxLoginFailures
 	return &Service{
 		db: db, v: v, opts: opts, hasher: opts.Hasher, log: opts.Log,
-		accounts: NewThrottle(acct), ips: NewThrottle(DefaultIPThrottle),
+		accounts: NewThrottle(acct), ips: NewThrottle(DefaultIPThrottle), resets: NewThrottle(ResetRequestThrottle),
 	}
 }
 
@@ -278,10 +284,16 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*app.User, error)
 	} else if inviteHash != nil {
 		via = "invite"
 	}
-	err = s.db.CreateUser(ctx, sqlite.NewUser{
+	nu := sqlite.NewUser{
 		Record: rec, InviteHash: inviteHash, FirstIsAdmin: !in.ByAdmin,
 		Audit: []app.AuditEntry{{ActorID: in.ActorID, Action: app.AuditSignup, Detail: detail("via", via, "role", role)}},
-	})
+	}
+	if s.MailEnabled() {
+		if nu.Verify, nu.Mail, err = s.verifyMail(id, email, nil); err != nil {
+			return nil, err
+		}
+	}
+	err = s.db.CreateUser(ctx, nu)
 	if err != nil {
 		// The key was made for an id that never came to be: destroy it.
 		if serr := s.v.Shred(id); serr != nil {
@@ -295,6 +307,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*app.User, error)
 		if err := s.db.AppendAudit(ctx, app.AuditEntry{SubjectID: id, Action: app.AuditRoleChange, Detail: detail("from", role, "to", rec.Role, "why", "first_account")}); err != nil {
 			return nil, err
 		}
+	}
+	if nu.Mail != nil {
+		s.opts.Mail.Queued()
 	}
 	u := rec.User
 	u.Email, u.DisplayName = email, display

@@ -72,12 +72,19 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if p.Session != nil {
 		keep = p.Session.ID
 	}
+	notice, err := s.securityNotice(rec.ID, prof.Email, "password")
+	if err != nil {
+		return revoked, err
+	}
 	err = s.db.UpdateUser(ctx, rec.ID, sqlite.UserChange{
 		PasswordHash: &hash, RevokeSessions: true, KeepSessionID: keep,
-		RevokeAPIKeys: revokeKeys, Revoked: &revoked,
+		RevokeAPIKeys: revokeKeys, Revoked: &revoked, Mail: notice,
 		Audit: []app.AuditEntry{{ActorID: rec.ID, SubjectID: rec.ID, Action: app.AuditPasswordChange,
 			Detail: detail("api_keys_revoked", strconv.FormatBool(revokeKeys))}},
 	})
+	if err == nil && notice != nil {
+		s.opts.Mail.Queued()
+	}
 	return revoked, err
 }
 
@@ -191,12 +198,19 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID, code string) ([]strin
 	}
 	codes, hashes := NewRecoveryCodes(DefaultRecoveryCodes)
 	on := true
+	notice, err := s.securityNoticeFor(ctx, userID, "two-factor authentication")
+	if err != nil {
+		return nil, err
+	}
 	err = s.db.UpdateUser(ctx, userID, sqlite.UserChange{
-		TOTPEnabled: &on, TOTPLastStep: &step, RecoveryHashes: hashes, SetRecovery: true,
+		TOTPEnabled: &on, TOTPLastStep: &step, RecoveryHashes: hashes, SetRecovery: true, Mail: notice,
 		Audit: []app.AuditEntry{{ActorID: userID, SubjectID: userID, Action: app.AuditTOTPEnable}},
 	})
 	if err != nil {
 		return nil, err
+	}
+	if notice != nil {
+		s.opts.Mail.Queued()
 	}
 	return codes, nil
 }
@@ -237,7 +251,16 @@ func (s *Service) DisableTOTP(ctx context.Context, userID, password, code string
 	off, none := false, []byte{}
 	c.TOTPEnabled, c.SealedTOTPSecret, c.SetRecovery = &off, &none, true
 	c.Audit = []app.AuditEntry{{ActorID: userID, SubjectID: userID, Action: app.AuditTOTPDisable}}
-	return s.db.UpdateUser(ctx, userID, c)
+	if c.Mail, err = s.securityNoticeFor(ctx, userID, "two-factor authentication"); err != nil {
+		return err
+	}
+	if err := s.db.UpdateUser(ctx, userID, c); err != nil {
+		return err
+	}
+	if c.Mail != nil {
+		s.opts.Mail.Queued()
+	}
+	return nil
 }
 
 const maxAPIKeyNameRunes = 100

@@ -271,9 +271,16 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) (sq
 	if err != nil {
 		return revoked, err
 	}
+	notice, err := s.securityNotice(userID, prof.Email, "password")
+	if err != nil {
+		return revoked, err
+	}
 	err = s.db.UpdateUser(ctx, userID, sqlite.UserChange{PasswordHash: &pwHash, UseResetHash: hash,
-		RevokeSessions: true, RevokeAPIKeys: true, Revoked: &revoked,
+		RevokeSessions: true, RevokeAPIKeys: true, Revoked: &revoked, Mail: notice,
 		Audit: []app.AuditEntry{{ActorID: userID, SubjectID: userID, Action: app.AuditPasswordReset}}})
+	if err == nil && notice != nil {
+		s.opts.Mail.Queued()
+	}
 	return revoked, err
 }
 

@@ -103,6 +103,7 @@ func commands() []command {
 		{"user", "user create|list|disable: manage accounts (create works whatever the sign-up mode)", runUser},
 		{"export", "export --user USER --out FILE: write a person's data export (decrypted ZIP) for a legal request; audited", runExport},
 		{"training", "training export --out DIR: dataset of prompts and images from people who opted in to training use; audited", runTraining},
+		{"mail", "mail [retry ID]: the mail outbox by state, dead letters and their last answer; retry a dead letter", runMail},
 		{"audit", "audit verify: check the hash-chained audit log; exits 1 if an entry was changed or removed", runAudit},
 		{"version", "print the version", runVersion},
 	}

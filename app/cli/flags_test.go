@@ -37,6 +37,8 @@ func TestConfigFlagAfterVerbs(t *testing.T) {
 		{"training export", []string{"training", "export", "--out", out, "--config", cfg}},
 		{"audit verify", []string{"audit", "verify", "--config", cfg}},
 		{"provenance init", []string{"provenance", "init", "--config", cfg}},
+		{"mail", []string{"mail", "--config", cfg}},
+		{"mail retry", []string{"mail", "retry", "01JUNKNOWNMAIL0000000000000", "--config", cfg}},
 	}
 	covered := map[string]bool{"version": true} // reads no config
 	for _, tt := range tests {

@@ -207,7 +207,14 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	} else if n > 0 {
 		log.Info("API key names from before schema 11 sealed", "count", n)
 	}
-	accounts := auth.New(db, keys, authOptions(cfg, log))
+	outbox, stopMail, err := startMail(ctx, cfg, db, keys, log)
+	if err != nil {
+		return err
+	}
+	defer stopMail()
+	authOpts := authOptions(cfg, log)
+	authOpts.Mail = outbox
+	accounts := auth.New(db, keys, authOpts)
 	// Significant policy changes queue a notice to everyone in the outbox.
 	policies := privacy.NewPolicies(db, log, privacy.MailNotifier{DB: db, Vault: keys, Log: log})
 	if err := syncPolicy(ctx, cfg, policies, log); err != nil {

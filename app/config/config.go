@@ -172,9 +172,25 @@ func (c Config) SigningFiles() (key, cert string, defaults bool) {
 	return key, cert, false
 }
 
+// Mail is the SMTP relay the outbox is sent through; an empty Host turns
+// mail off.
 type Mail struct {
-	SMTPURL string `toml:"smtp_url"`
-	From    string `toml:"from"`
+	Host string `toml:"host"`
+	Port int    `toml:"port"`
+	// TLS is "starttls" (required, port 587), "implicit" (port 465) or
+	// "none" (loopback relays only).
+	TLS          string   `toml:"tls"`
+	Auth         string   `toml:"auth"` // "plain" or "login", used when Username is set
+	Username     string   `toml:"username"`
+	Password     string   `toml:"password"`
+	PasswordFile string   `toml:"password_file"`
+	From         string   `toml:"from"`
+	CAFile       string   `toml:"ca_file"`
+	MaxTries     int      `toml:"max_tries"`
+	RetryBase    Duration `toml:"retry_base"`
+	RetryMax     Duration `toml:"retry_max"`
+	Poll         Duration `toml:"poll"`
+	Timeout      Duration `toml:"timeout"`
 }
 
 // Default returns the zero-config setup: plain HTTP on loopback, data in
@@ -210,6 +226,10 @@ func Default() Config {
 			SessionAbsolute:  Duration(30 * day),
 			MinAge:           13,
 			MaxLoginFailures: 5,
+		},
+		Mail: Mail{
+			Port: 587, TLS: "starttls", Auth: "plain", MaxTries: 8,
+			RetryBase: Duration(60e9), RetryMax: Duration(6 * 3600e9), Poll: Duration(5e9), Timeout: Duration(30e9),
 		},
 		Backends: []Backend{builtinBackend()},
 		Queue: Queue{

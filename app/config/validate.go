@@ -340,13 +340,42 @@ func (c *Config) validatePrivacy(p *problems) {
 			p.add(bad(f.key, f.v, "must be an email address such as \"privacy@example.com\""))
 		}
 	}
-	if c.Mail.SMTPURL != "" {
-		u, err := url.Parse(c.Mail.SMTPURL)
-		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps" && u.Scheme != "smtp+starttls") || u.Host == "" {
-			p.add(bad("mail.smtp_url", "(hidden)", "must look like \"smtp://user:password@host:587\", \"smtps://…:465\" or \"smtp+starttls://…\""))
+	m := c.Mail
+	if m.Host != "" && m.From == "" {
+		p.add(bad("mail.from", "", "is needed when mail.host is set"))
+	}
+	if m.Port < 1 || m.Port > 65535 {
+		p.add(bad("mail.port", m.Port, "must be between 1 and 65535"))
+	}
+	switch m.TLS {
+	case "starttls", "implicit":
+	case "none":
+		if m.Host != "" && m.Host != "localhost" && !isLoopbackIP(m.Host) {
+			p.add(bad("mail.tls", m.TLS, "\"none\" sends passwords and mail in clear text: use it only with a relay on this machine (localhost); use \"starttls\" or \"implicit\""))
 		}
-		if c.Mail.From == "" {
-			p.add(bad("mail.from", "", "is needed when mail.smtp_url is set"))
+	default:
+		p.add(bad("mail.tls", m.TLS, "must be \"starttls\", \"implicit\" or \"none\""))
+	}
+	if m.Auth != "plain" && m.Auth != "login" {
+		p.add(bad("mail.auth", m.Auth, "must be \"plain\" or \"login\""))
+	}
+	if m.Password != "" && m.PasswordFile != "" {
+		p.add(bad("mail.password_file", m.PasswordFile, "cannot be set together with mail.password: choose one"))
+	}
+	if m.MaxTries < 1 || m.MaxTries > 100 {
+		p.add(bad("mail.max_tries", m.MaxTries, "must be between 1 and 100"))
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"mail.retry_base", m.RetryBase}, {"mail.retry_max", m.RetryMax}, {"mail.poll", m.Poll}, {"mail.timeout", m.Timeout}} {
+		if d.v <= 0 {
+			p.add(bad(d.key, d.v, "must be more than 0s"))
 		}
 	}
+}
+
+func isLoopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

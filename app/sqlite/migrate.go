@@ -26,6 +26,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateSealSessionsAndKeyNames,     // 12: sealed session device/place and API key names
 	migrateGenerationsSamplerScheduler, // 13: generations.sampler and scheduler
 	migrateGenerationBackendJob,        // 14: the backend's own id of a running job, so a restart can reattach
+	migrateMailDelivery,                // 15: outbox tries/backoff/dead letters, sent counts, email verification
 }
 
 func (db *DB) migrate(ctx context.Context) error {

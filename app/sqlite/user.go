@@ -172,6 +172,10 @@ type NewUser struct {
 	// FirstIsAdmin makes the account an admin when no other account exists.
 	FirstIsAdmin bool
 	Audit        []app.AuditEntry
+	// Verify, when set, is a token confirming the address, stored with its
+	// Mail in the same transaction as the account.
+	Verify *OneTimeToken
+	Mail   *Mail
 }
 
 // CreateUser inserts a user. Username and email are unique: a clash is an
@@ -217,6 +221,16 @@ func (db *DB) CreateUser(ctx context.Context, n NewUser) error {
 		}
 		if r.SealedUsername != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE users SET username_sealed = ? WHERE id = ?`, r.SealedUsername, r.ID); err != nil {
+				return err
+			}
+		}
+		if n.Verify != nil {
+			if err := insertToken(ctx, tx, now, *n.Verify); err != nil {
+				return err
+			}
+		}
+		if n.Mail != nil {
+			if err := enqueueMail(ctx, tx, now, n.Mail); err != nil {
 				return err
 			}
 		}
@@ -326,6 +340,9 @@ type UserChange struct {
 	// transaction.
 	UseResetHash []byte
 	Audit        []app.AuditEntry
+	// Mail, when set, is a notice of the change, queued in its
+	// transaction.
+	Mail *Mail
 }
 
 // Revoked counts what a UserChange ended.
@@ -455,6 +472,11 @@ func updateUser(ctx context.Context, tx *sql.Tx, now time.Time, id string, c Use
 	}
 	if c.Revoked != nil {
 		*c.Revoked = revoked
+	}
+	if c.Mail != nil {
+		if err := enqueueMail(ctx, tx, now, c.Mail); err != nil {
+			return err
+		}
 	}
 	for _, e := range c.Audit {
 		if err := appendAudit(ctx, tx, now, e); err != nil {

@@ -70,6 +70,9 @@ var authzRows = []authzRow{
 	}, want: [5]int{201, 201, 201, 201, 201}},
 	{route: "POST /api/v1/auth/login", body: fixed(`{"login":"owner1","password":"` + testPassword + `"}`), want: [5]int{200, 200, 200, 200, 200}},
 	{route: "POST /api/v1/auth/logout", want: [5]int{204, 204, 204, 204, 204}},
+	{route: "POST /api/v1/auth/verify-email", body: fixed(`{"token":"zie_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}`), want: [5]int{400, 400, 400, 400, 400}},
+	{route: "POST /api/v1/me/email", body: fixed(`{"email":"new@example.com","password":"` + testPassword + `"}`), want: [5]int{401, 503, 503, 503, 503}},
+	{route: "POST /api/v1/auth/reset-request", body: fixed(`{"email":"someone@example.com"}`), want: [5]int{503, 503, 503, 503, 503}},
 	{route: "POST /api/v1/auth/reset", body: fixed(`{"token":"zir_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","password":"a new and long passphrase"}`), want: [5]int{400, 400, 400, 400, 400}},
 
 	// The caller's own account.
@@ -131,6 +134,10 @@ var authzRows = []authzRow{
 	{route: "POST /login", hdr: formPost, body: fixed("login=owner1&password=" + url.QueryEscape(testPassword)), want: [5]int{303, 303, 303, 303, 303}},
 	{route: "POST /login/2fa", hdr: formPost, body: fixed("ticket=forged&code=123456"), want: [5]int{400, 400, 400, 400, 400}},
 	{route: "POST /logout", hdr: formPost, body: fixed("x=1"), want: [5]int{303, 303, 303, 303, 303}},
+	{route: "GET /verify-email", path: "/verify-email?token=zie_aaaaaaaa", want: [5]int{200, 200, 200, 200, 200}},
+	{route: "POST /verify-email", hdr: formPost, body: fixed("token=zie_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), want: [5]int{400, 400, 400, 400, 400}},
+	{route: "GET /forgot", want: [5]int{200, 200, 200, 200, 200}},
+	{route: "POST /forgot", hdr: formPost, body: fixed("email=someone%40example.com"), want: [5]int{503, 503, 503, 503, 503}},
 	{route: "GET /reset", path: "/reset?token=zir_aaaaaaaa", want: [5]int{200, 200, 200, 200, 200}},
 	{route: "GET /reset", want: [5]int{400, 400, 400, 400, 400}},
 	{route: "POST /reset", hdr: formPost, body: fixed("token=zir_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&password=a+new+and+long+passphrase&password_confirm=a+new+and+long+passphrase"), want: [5]int{400, 400, 400, 400, 400}},
@@ -216,6 +223,8 @@ var authzRows = []authzRow{
 	{route: "POST /api/v1/admin/invites", want: [5]int{401, 403, 403, 403, 201}},
 	{route: "PUT /api/v1/admin/settings/signup", body: fixed(`{"mode":"invite"}`), want: [5]int{401, 403, 403, 403, 200}},
 	{route: "GET /api/v1/admin/audit", want: [5]int{401, 403, 403, 403, 200}},
+	{route: "GET /api/v1/admin/mail", want: [5]int{401, 403, 403, 403, 200}},
+	{route: "POST /api/v1/admin/mail/:id/retry", path: "/api/v1/admin/mail/01JUNKNOWNMAIL0000000000000/retry", want: [5]int{401, 403, 403, 403, 404}},
 
 	// Privacy controls: deletion, consents, restriction, policy
 	// acknowledgement (a session of one's own), legal holds and the

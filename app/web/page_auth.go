@@ -80,6 +80,7 @@ func (s *Server) signupSubmit(c echo.Context) error {
 }
 
 type loginPage struct {
+	Mail   bool // whether "Forgot your password?" can mail a link
 	Next   string
 	Ticket string // the sealed first step, on the 2FA page only
 }
@@ -90,7 +91,7 @@ func (s *Server) loginForm(c echo.Context) error {
 	if signedIn(c) {
 		return c.Redirect(http.StatusSeeOther, nextOr(next, "/generate"))
 	}
-	p := s.newPage(c, "login", loginPage{Next: localNext(next)})
+	p := s.newPage(c, "login", loginPage{Next: localNext(next), Mail: s.auth.MailEnabled()})
 	p.Flash = doneFlash(c)
 	return s.render(c, http.StatusOK, "login", p)
 }

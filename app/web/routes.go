@@ -35,6 +35,8 @@ func (s *Server) routes() {
 	api.POST("/auth/login", s.handleLogin)
 	api.POST("/auth/logout", s.handleLogout)
 	api.POST("/auth/reset", s.handleReset)
+	api.POST("/auth/reset-request", s.handleResetRequest)
+	api.POST("/auth/verify-email", s.handleVerifyEmail)
 
 	// API: the caller's own account. Reading works with a read-scoped API
 	// key; account security needs a browser session.
@@ -43,6 +45,7 @@ func (s *Server) routes() {
 	api.PATCH("/me", s.handleMeUpdate, session)
 	api.GET("/me/access-log", s.handleMeAccessLog, read)
 	api.POST("/me/password", s.handleMePassword, session)
+	api.POST("/me/email", s.handleEmailChange, session)
 	api.GET("/me/sessions", s.handleMeSessions, session)
 	api.DELETE("/me/sessions", s.handleMeSessionsDelete, session)
 	api.DELETE("/me/sessions/:id", s.handleMeSessionDelete, session)
@@ -122,6 +125,10 @@ func (s *Server) routes() {
 	e.POST("/login", s.loginSubmit)
 	e.POST("/login/2fa", s.loginSecondFactor)
 	e.POST("/logout", s.logoutSubmit)
+	e.GET("/verify-email", s.verifyEmailForm)
+	e.POST("/verify-email", s.verifyEmailSubmit)
+	e.GET("/forgot", s.forgotForm)
+	e.POST("/forgot", s.forgotSubmit)
 	e.GET("/reset", s.resetForm)
 	e.POST("/reset", s.resetSubmit)
 	e.GET("/settings", s.settingsHome, pages)
@@ -191,6 +198,8 @@ func (s *Server) routes() {
 	api.POST("/admin/invites", s.handleAdminInvite, admin)
 	api.PUT("/admin/settings/signup", s.handleAdminSignupMode, admin)
 	api.GET("/admin/audit", s.handleAdminAudit, admin)
+	api.GET("/admin/mail", s.handleAdminMail, admin)
+	api.POST("/admin/mail/:id/retry", s.handleAdminMailRetry, admin)
 	// Admins: the data-rights request queue.
 	api.GET("/admin/requests", s.adminRequests, admin)
 	api.POST("/admin/requests/:id/close", s.adminCloseRequest, admin)
