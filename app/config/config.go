@@ -30,6 +30,7 @@ type Config struct {
 	Mail       Mail       `toml:"mail"`
 	Backup     Backup     `toml:"backup"`
 	Provenance Provenance `toml:"provenance"`
+	OpenAI     OpenAI     `toml:"openai"`
 }
 
 type Server struct {
@@ -152,6 +153,15 @@ type Provenance struct {
 	Marks bool `toml:"marks"`
 }
 
+// OpenAI shapes the OpenAI-compatible API under /v1.
+type OpenAI struct {
+	// Aliases maps model names clients send ("dall-e-3") to models the
+	// backends serve; any other unknown name is a 404 model_not_found.
+	Aliases map[string]string `toml:"aliases"`
+	// URLExpiry is how long a response_format=url link works.
+	URLExpiry Duration `toml:"url_expiry"`
+}
+
 type Mail struct {
 	SMTPURL string `toml:"smtp_url"`
 	From    string `toml:"from"`
@@ -217,6 +227,7 @@ func Default() Config {
 			BatchSize:       500,
 		},
 		Provenance: Provenance{Marks: true},
+		OpenAI:     OpenAI{Aliases: map[string]string{}, URLExpiry: Duration(3600e9)},
 	}
 }
 
