@@ -238,6 +238,8 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		ImagesRetention: privacy.HumanWindow(cfg.Retention.Images.D()),
 		Limits:          generationLimits(cfg),
 		DefaultSteps:    cfg.Generation.DefaultSteps,
+		OpenAIAliases:   cfg.OpenAI.Aliases,
+		OpenAIURLExpiry: cfg.OpenAI.URLExpiry.D(),
 	})
 	if err != nil {
 		return err
