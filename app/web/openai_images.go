@@ -28,13 +28,15 @@ type openAIImageRequest struct {
 	OutputCompression *int   `json:"output_compression"`
 	Quality           string `json:"quality"`
 	Background        string `json:"background"`
-	// User is accepted and dropped: the privacy policy lists no such
-	// data, so it is neither stored nor logged.
-	User          string `json:"user"`
-	Style         string `json:"style"`
-	Moderation    string `json:"moderation"`
-	Stream        bool   `json:"stream"`
-	PartialImages *int   `json:"partial_images"`
+	// User and SafetyIdentifier (a caller's end-user id) are accepted and
+	// dropped: the privacy policy lists no such data, so they are neither
+	// stored nor logged.
+	User             string `json:"user"`
+	SafetyIdentifier string `json:"safety_identifier"`
+	Style            string `json:"style"`
+	Moderation       string `json:"moderation"`
+	Stream           bool   `json:"stream"`
+	PartialImages    *int   `json:"partial_images"`
 
 	NegativePrompt string   `json:"negative_prompt"`
 	Steps          *int     `json:"steps"`
@@ -97,7 +99,7 @@ func (s *Server) parseOpenAIImageRequest(req openAIImageRequest) (openAIJob, err
 		return j, err
 	}
 	p := generationRequest{Prompt: req.Prompt, NegativePrompt: req.NegativePrompt, Model: model,
-		Steps: req.Steps, Seed: req.Seed, Guidance: req.Guidance, Count: req.N}.params(s.opts.DefaultSteps)
+		Steps: req.Steps, Seed: req.Seed, Guidance: req.Guidance, Count: req.N}.params(s.defaultSteps())
 	if req.Size != "" && req.Size != "auto" {
 		w, h, ok := strings.Cut(req.Size, "x")
 		var e1, e2 error
@@ -107,7 +109,7 @@ func (s *Server) parseOpenAIImageRequest(req openAIImageRequest) (openAIJob, err
 			return j, invalidParam("size", `size must be "auto" or WIDTHxHEIGHT in pixels, such as "1024x1024" or "1536x1024" (got `+strconv.Quote(req.Size)+`).`)
 		}
 	}
-	steps, label, ok := openAIQualitySteps(req.Quality, s.opts.DefaultSteps, s.limits().MaxSteps)
+	steps, label, ok := openAIQualitySteps(req.Quality, s.defaultSteps(), s.limits().MaxSteps)
 	if !ok {
 		return j, invalidParam("quality", `quality must be one of auto, low, medium, high, standard or hd (got `+strconv.Quote(req.Quality)+`).`)
 	}
@@ -155,6 +157,15 @@ func (s *Server) limits() app.GenerationLimits {
 		return app.DefaultGenerationLimits()
 	}
 	return s.opts.Limits
+}
+
+// defaultSteps is generation.default_steps, or its default when unset
+// (tests).
+func (s *Server) defaultSteps() int {
+	if s.opts.DefaultSteps <= 0 {
+		return 8
+	}
+	return s.opts.DefaultSteps
 }
 
 // openAIGenerate lets existing OpenAI clients use Z Image as their image
