@@ -45,6 +45,9 @@ type GenerationParams struct {
 	Backend string
 	// Model names the model to use; "" means the backend's default.
 	Model string
+	// APIKeyID is the API key the request came with ("" for a browser
+	// session), so the gallery can say which tool made an image.
+	APIKeyID string
 }
 
 // Generation is one request for images and its progress through the queue.

@@ -57,8 +57,12 @@ func (s *Server) createGeneration(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	u := currentUser(c).User
-	g, pos, err := s.queue.Submit(c.Request().Context(), u.ID, req.params(s.opts.DefaultSteps))
+	pr := currentUser(c)
+	u, p := pr.User, req.params(s.opts.DefaultSteps)
+	if pr.APIKey != nil {
+		p.APIKeyID = pr.APIKey.ID
+	}
+	g, pos, err := s.queue.Submit(c.Request().Context(), u.ID, p)
 	if err != nil {
 		return err
 	}

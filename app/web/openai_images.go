@@ -180,7 +180,11 @@ func (s *Server) openAIGenerate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u := currentUser(c).User
+	pr := currentUser(c)
+	u := pr.User
+	if pr.APIKey != nil {
+		j.params.APIKeyID = pr.APIKey.ID
+	}
 	ctx := c.Request().Context()
 	events, unsubscribe := s.queue.Subscribe(u.ID)
 	defer unsubscribe()

@@ -143,6 +143,27 @@ func TestOpenAISDKGeneratesImages(t *testing.T) {
 	if len(page.Images) != 5 {
 		t.Errorf("gallery holds %d images, want 5: %s", len(page.Images), r.Body)
 	}
+	// Each is marked with the API key that asked for it: its id in the
+	// gallery, its name on the image.
+	for _, raw := range page.Images {
+		var img struct {
+			ID       string `json:"id"`
+			APIKeyID string `json:"api_key_id"`
+		}
+		json.Unmarshal(raw, &img)
+		if img.APIKeyID != e.keyID {
+			t.Errorf("gallery image %s: api_key_id %q, want %q", img.ID, img.APIKeyID, e.keyID)
+		}
+		one := e.owner.do("GET", "/api/v1/images/"+img.ID, "").json(t)
+		if one["api_key_id"] != e.keyID || one["api_key_name"] != "test key" {
+			t.Errorf("image %s: api key %v %v, want %s \"test key\"", img.ID, one["api_key_id"], one["api_key_name"], e.keyID)
+		}
+	}
+	// Images made from the pages carry no key.
+	r = e.owner.do("POST", "/api/v1/generations", `{"prompt":"by hand","width":64,"height":64,"steps":1}`)
+	if g := r.json(t); r.Code != http.StatusAccepted || g["api_key_id"] != nil {
+		t.Errorf("native generation from a session: %d %s", r.Code, r.Body)
+	}
 }
 
 func TestOpenAISDKErrors(t *testing.T) {
