@@ -154,6 +154,9 @@ func TestOpenAISDKGeneratesImages(t *testing.T) {
 		if img.APIKeyID != e.keyID {
 			t.Errorf("gallery image %s: api_key_id %q, want %q", img.ID, img.APIKeyID, e.keyID)
 		}
+		if page := e.owner.do("GET", "/images/"+img.ID, ""); !strings.Contains(page.Body.String(), "API key “test key”") {
+			t.Errorf("the image page does not name the API key: %d", page.Code)
+		}
 		one := e.owner.do("GET", "/api/v1/images/"+img.ID, "").json(t)
 		if one["api_key_id"] != e.keyID || one["api_key_name"] != "test key" {
 			t.Errorf("image %s: api key %v %v, want %s \"test key\"", img.ID, one["api_key_id"], one["api_key_name"], e.keyID)

@@ -126,6 +126,8 @@ type imagePage struct {
 	Image                         app.Image
 	Alt, Created, Render, Expires string
 	DaysLeft                      int
+	// APIKey names the API key that asked for the image ("" from the pages).
+	APIKey string
 }
 
 func (s *Server) imageView(c echo.Context) error {
@@ -135,7 +137,8 @@ func (s *Server) imageView(c echo.Context) error {
 		return err
 	}
 	d := imagePage{Image: img, Alt: altText(img.Prompt), Created: img.CreatedAt.Format("2 Jan 2006 15:04 MST"),
-		Expires: img.ExpiresAt.Format("2 Jan 2006"), DaysLeft: daysLeft(img.ExpiresAt, s.db.Now())}
+		Expires: img.ExpiresAt.Format("2 Jan 2006"), DaysLeft: daysLeft(img.ExpiresAt, s.db.Now()),
+		APIKey: s.apiKeyName(c.Request().Context(), u.ID, img.APIKeyID)}
 	if rt := img.RenderTime(); rt > 0 {
 		d.Render = rt.Round(10 * time.Millisecond).String()
 	}
