@@ -93,7 +93,7 @@ func (s *Server) imageLinkFile(c echo.Context) error {
 		return err
 	}
 	h := c.Response().Header()
-	h.Set("Cache-Control", "private, max-age="+strconv.Itoa(max(int(time.Until(l.expires).Seconds()), 0)))
+	h.Set("Cache-Control", "private, max-age="+strconv.Itoa(max(int(l.expires.Sub(s.db.Now()).Seconds()), 0)))
 	h.Set("Content-Length", strconv.Itoa(len(data)))
 	return c.Stream(http.StatusOK, ct, bytes.NewReader(data))
 }
