@@ -126,7 +126,8 @@ func (s *Server) parseOpenAIImageRequest(req openAIImageRequest) (openAIJob, err
 	}
 	switch j.outputFormat {
 	case "":
-		j.outputFormat = media.OutputPNG
+		// Not asked: the stored original as it is (PNG from nearly every
+		// backend), with the parameters its owner chose to embed.
 	case media.OutputPNG, media.OutputWebP, media.OutputJPEG:
 	default:
 		return j, invalidParam("output_format", `output_format must be png, webp or jpeg (got `+strconv.Quote(req.OutputFormat)+`).`)
@@ -219,15 +220,21 @@ wait:
 	resp := openAIImagesResponse{Created: g.CreatedAt.Unix(), Data: make([]openAIImage, 0, len(ids)),
 		Background: "opaque", OutputFormat: j.outputFormat, Quality: j.quality,
 		Size: strconv.Itoa(g.Width) + "x" + strconv.Itoa(g.Height)}
+	if resp.OutputFormat == "" && j.responseFormat == "url" {
+		resp.OutputFormat = media.OutputPNG // what nearly every backend sends; the link serves the original
+	}
 	for _, id := range ids {
 		if j.responseFormat == "url" {
 			resp.Data = append(resp.Data, openAIImage{URL: s.signedImageURL(c, imageLink{userID: u.ID, imageID: id,
 				format: j.outputFormat, quality: j.compression, expires: s.db.Now().Add(s.opts.OpenAIURLExpiry)})})
 			continue
 		}
-		b, _, err := s.media.Encode(ctx, u.ID, id, j.outputFormat, j.compression)
+		b, ct, err := s.media.Encode(ctx, u.ID, id, j.outputFormat, j.compression)
 		if err != nil {
 			return err
+		}
+		if resp.OutputFormat == "" {
+			resp.OutputFormat = strings.TrimPrefix(ct, "image/")
 		}
 		resp.Data = append(resp.Data, openAIImage{B64JSON: base64.StdEncoding.EncodeToString(b)})
 	}
