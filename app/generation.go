@@ -50,6 +50,9 @@ type GenerationParams struct {
 	// the model's recommended ones (for Z-Image-Turbo on ComfyUI:
 	// res_multistep and simple). The queue checks them against the server.
 	Sampler, Scheduler string
+	// APIKeyID is the API key the request came with ("" for a browser
+	// session), so the gallery can say which tool made an image.
+	APIKeyID string
 }
 
 // Generation is one request for images and its progress through the queue.

@@ -38,6 +38,8 @@ type Image struct {
 	Guidance       float64
 	Backend        string
 	Model          string
+	// APIKeyID is the API key that asked for it ("" from the pages).
+	APIKeyID string
 	// Timings of the generation; zero when unknown. QueuedAt is when it
 	// was asked for, StartedAt when the backend accepted it, FinishedAt when
 	// the backend returned the last byte.

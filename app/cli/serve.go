@@ -246,6 +246,8 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 		Limits:          generationLimits(cfg),
 		Signing:         pipe.signing,
 		DefaultSteps:    cfg.Generation.DefaultSteps,
+		OpenAIAliases:   cfg.OpenAI.Aliases,
+		OpenAIURLExpiry: cfg.OpenAI.URLExpiry.D(),
 	})
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ type Config struct {
 	Mail       Mail       `toml:"mail"`
 	Backup     Backup     `toml:"backup"`
 	Provenance Provenance `toml:"provenance"`
+	OpenAI     OpenAI     `toml:"openai"`
 }
 
 type Server struct {
@@ -172,6 +173,15 @@ func (c Config) SigningFiles() (key, cert string, defaults bool) {
 	return key, cert, false
 }
 
+// OpenAI shapes the OpenAI-compatible API under /v1.
+type OpenAI struct {
+	// Aliases maps model names clients send ("dall-e-3") to models the
+	// backends serve; any other unknown name is a 404 model_not_found.
+	Aliases map[string]string `toml:"aliases"`
+	// URLExpiry is how long a response_format=url link works.
+	URLExpiry Duration `toml:"url_expiry"`
+}
+
 // Mail is the SMTP relay the outbox is sent through; an empty Host turns
 // mail off.
 type Mail struct {
@@ -258,6 +268,7 @@ func Default() Config {
 			BatchSize:       500,
 		},
 		Provenance: Provenance{Marks: true, Sign: true},
+		OpenAI:     OpenAI{Aliases: map[string]string{}, URLExpiry: Duration(3600e9)},
 	}
 }
 

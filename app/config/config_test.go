@@ -52,7 +52,7 @@ func keys(m map[string]any) []string {
 	walk = func(prefix string, v any) {
 		switch x := v.(type) {
 		case map[string]any:
-			if prefix != "" && strings.HasSuffix(prefix, "workflow_map") {
+			if prefix != "" && (strings.HasSuffix(prefix, "workflow_map") || prefix == "openai.aliases") {
 				out = append(out, prefix)
 				return
 			}

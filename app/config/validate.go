@@ -23,7 +23,7 @@ func (c *Config) validate(o origin) Errors {
 	var p problems
 	for _, check := range []func(*problems){
 		c.validateServer, c.validateTLS, c.validateAuth, c.validateBackends,
-		c.validateQueue, c.validateGeneration, c.validateRetention, c.validatePrivacy,
+		c.validateQueue, c.validateGeneration, c.validateRetention, c.validatePrivacy, c.validateOpenAI,
 	} {
 		check(&p)
 	}
@@ -327,6 +327,18 @@ func (c *Config) validateRetention(p *problems) {
 	}
 	if r.BatchSize < 1 || r.BatchSize > 100000 {
 		p.add(bad("retention.batch_size", r.BatchSize, "must be between 1 and 100000"))
+	}
+}
+
+func (c *Config) validateOpenAI(p *problems) {
+	o := c.OpenAI
+	for name, target := range o.Aliases {
+		if strings.TrimSpace(name) == "" || strings.TrimSpace(target) == "" {
+			p.add(bad("openai.aliases", name+" = "+target, "each alias needs a name and the model it stands for, e.g. { \"dall-e-3\" = \"z-image-turbo\" }"))
+		}
+	}
+	if o.URLExpiry.D() < time.Minute || o.URLExpiry.D() > 7*24*time.Hour {
+		p.add(bad("openai.url_expiry", o.URLExpiry, "must be between 1m and 7d"))
 	}
 }
 

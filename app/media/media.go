@@ -117,6 +117,8 @@ type GenerationInfo struct {
 	// QueuedAt is when the generation was asked for. StartedAt and
 	// FinishedAt come from Result.Submitted and Result.Finished.
 	QueuedAt time.Time
+	// APIKeyID is the API key that asked for the images ("" from the pages).
+	APIKeyID string
 }
 
 // Store keeps image files and rows. It is safe for concurrent use.
@@ -314,7 +316,7 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 				ContentType: ct, Bytes: int64(len(data)), ParametersEmbedded: embedded,
 				CreatedAt: now, ExpiresAt: now.Add(s.retention),
 				Steps: g.Steps, Guidance: g.Guidance, Backend: g.Backend, Model: model,
-				QueuedAt: g.QueuedAt, StartedAt: res.Submitted, FinishedAt: res.Finished,
+				QueuedAt: g.QueuedAt, StartedAt: res.Submitted, FinishedAt: res.Finished, APIKeyID: g.APIKeyID,
 			},
 			SealedPrompt: sp, SealedNegativePrompt: sn,
 		})

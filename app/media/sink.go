@@ -30,6 +30,7 @@ func (s Sink) Store(ctx context.Context, g app.Generation, res backend.Result) (
 	return s.Media.Save(ctx, GenerationInfo{
 		ID: g.ID, UserID: g.UserID, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt, Steps: g.Steps,
 		Guidance: g.Guidance, Backend: backendName, Model: g.Model, Seed: g.Seed, Count: g.Count, QueuedAt: g.CreatedAt,
+		APIKeyID: g.APIKeyID,
 	}, res, opts)
 }
 

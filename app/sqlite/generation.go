@@ -59,7 +59,7 @@ type GenerationRecord struct {
 
 const generationColumns = `id, user_id, status, prompt, negative_prompt, width, height, steps, guidance, seed, count,
 	backend, model, assigned_backend, attempts, error_reason, error_message, created_at, started_at, finished_at,
-	sampler, scheduler`
+	sampler, scheduler, api_key_id`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -69,7 +69,7 @@ func scanGeneration(s rowScanner) (GenerationRecord, error) {
 	g := &r.Generation
 	err := s.Scan(&g.ID, &g.UserID, &g.Status, &r.SealedPrompt, &r.SealedNegativePrompt, &g.Width, &g.Height,
 		&g.Steps, &g.Guidance, &g.Seed, &g.Count, &g.Backend, &g.Model, &g.AssignedBackend, &g.Attempts,
-		&g.ErrorReason, &g.ErrorMessage, &created, &started, &finished, &g.Sampler, &g.Scheduler)
+		&g.ErrorReason, &g.ErrorMessage, &created, &started, &finished, &g.Sampler, &g.Scheduler, &g.APIKeyID)
 	g.CreatedAt, g.StartedAt, g.FinishedAt = fromMillis(created), fromMillis(started), fromMillis(finished)
 	return r, err
 }
@@ -98,10 +98,10 @@ func (db *DB) CreateGeneration(ctx context.Context, r *GenerationRecord, maxQueu
 		}
 		g := r.Generation
 		_, err := tx.ExecContext(ctx, `INSERT INTO generations (id, user_id, status, prompt, negative_prompt, width, height,
-			steps, guidance, seed, count, backend, model, created_at, sampler, scheduler)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			steps, guidance, seed, count, backend, model, created_at, sampler, scheduler, api_key_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			g.ID, g.UserID, g.Status, r.SealedPrompt, r.SealedNegativePrompt, g.Width, g.Height,
-			g.Steps, g.Guidance, g.Seed, g.Count, g.Backend, g.Model, g.CreatedAt.UnixMilli(), g.Sampler, g.Scheduler)
+			g.Steps, g.Guidance, g.Seed, g.Count, g.Backend, g.Model, g.CreatedAt.UnixMilli(), g.Sampler, g.Scheduler, g.APIKeyID)
 		return err
 	})
 	if app.ErrorCode(err) == app.ECONFLICT {

@@ -90,7 +90,7 @@ type ImageCursor struct {
 const imageColumns = `id, user_id, generation_id, idx, width, height, seed, content_type,
 	bytes, webp_bytes, thumb_bytes, has_webp, has_thumb, parameters_embedded, favourite,
 	prompt, negative_prompt, steps, guidance, backend, model,
-	queued_at, started_at, finished_at, created_at, expires_at`
+	queued_at, started_at, finished_at, created_at, expires_at, api_key_id`
 
 func imageMillisOrNull(t time.Time) any {
 	if t.IsZero() {
@@ -115,7 +115,7 @@ func scanImage(s imageRowScanner) (ImageRow, error) {
 	err := s.Scan(&r.ID, &r.UserID, &r.GenerationID, &r.Index, &r.Width, &r.Height, &r.Seed, &r.ContentType,
 		&r.Bytes, &r.WebPBytes, &r.ThumbBytes, &r.HasWebP, &r.HasThumb, &r.ParametersEmbedded, &r.Favourite,
 		&r.SealedPrompt, &r.SealedNegativePrompt, &r.Steps, &r.Guidance, &r.Backend, &r.Model,
-		&queued, &started, &finished, &created, &expires)
+		&queued, &started, &finished, &created, &expires, &r.APIKeyID)
 	if err != nil {
 		return r, err
 	}
@@ -130,7 +130,7 @@ func scanImage(s imageRowScanner) (ImageRow, error) {
 func (db *DB) InsertImages(ctx context.Context, rows []ImageRow) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO images (`+imageColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -139,7 +139,7 @@ func (db *DB) InsertImages(ctx context.Context, rows []ImageRow) error {
 			_, err := stmt.ExecContext(ctx, r.ID, r.UserID, r.GenerationID, r.Index, r.Width, r.Height, r.Seed, r.ContentType,
 				r.Bytes, r.WebPBytes, r.ThumbBytes, r.HasWebP, r.HasThumb, r.ParametersEmbedded, r.Favourite,
 				r.SealedPrompt, r.SealedNegativePrompt, r.Steps, r.Guidance, r.Backend, r.Model,
-				imageMillisOrNull(r.QueuedAt), imageMillisOrNull(r.StartedAt), imageMillisOrNull(r.FinishedAt), r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli())
+				imageMillisOrNull(r.QueuedAt), imageMillisOrNull(r.StartedAt), imageMillisOrNull(r.FinishedAt), r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli(), r.APIKeyID)
 			if err != nil {
 				if strings.Contains(err.Error(), "UNIQUE constraint failed: images.generation_id") {
 					return &app.Error{Code: app.ECONFLICT, Message: fmt.Sprintf("The images of generation %s were already saved.", r.GenerationID), Err: err}
@@ -176,7 +176,7 @@ func (db *DB) Image(ctx context.Context, userID, id string) (ImageRow, error) {
 const imagePageColumns = `id, generation_id, idx, width, height, seed, content_type,
 	bytes, has_webp, parameters_embedded, favourite,
 	prompt, negative_prompt, steps, guidance, backend, model,
-	queued_at, started_at, finished_at, created_at, expires_at`
+	queued_at, started_at, finished_at, created_at, expires_at, api_key_id`
 
 // Both page queries stay single range scans of images_user_created; the
 // row-value comparison is what keeps the cursor page one.
@@ -214,7 +214,7 @@ func (db *DB) ImagesPage(ctx context.Context, userID string, after *ImageCursor,
 	dest := []any{&r.ID, &r.GenerationID, &r.Index, &r.Width, &r.Height, &r.Seed, &r.ContentType,
 		&r.Bytes, &r.HasWebP, &r.ParametersEmbedded, &r.Favourite,
 		&prompt, &negative, &r.Steps, &r.Guidance, &r.Backend, &r.Model,
-		&queued, &started, &finished, &created, &expires}
+		&queued, &started, &finished, &created, &expires, &r.APIKeyID}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("sqlite: list images: %w", err)

@@ -27,6 +27,7 @@ var migrations = []func(*sql.Tx) error{
 	migrateGenerationsSamplerScheduler, // 13: generations.sampler and scheduler
 	migrateGenerationBackendJob,        // 14: the backend's own id of a running job, so a restart can reattach
 	migrateMailDelivery,                // 15: outbox tries/backoff/dead letters, sent counts, email verification
+	migrateGenerationsAPIKey,           // 16: the API key a generation and its images came from
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -72,4 +73,14 @@ func migrate1Settings(tx *sql.Tx) error {
 		value      TEXT NOT NULL,
 		updated_at INTEGER NOT NULL -- unix milliseconds, as every time column
 	) STRICT`)
+}
+
+// migrateGenerationsAPIKey records which API key asked for a generation
+// and its images, so the gallery can name the tool (issue 16). An id, not
+// the name: key names are sealed, and a revoked key's id still names it.
+func migrateGenerationsAPIKey(tx *sql.Tx) error {
+	return execAll(tx,
+		`ALTER TABLE generations ADD COLUMN api_key_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE images ADD COLUMN api_key_id TEXT NOT NULL DEFAULT ''`,
+	)
 }

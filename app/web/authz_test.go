@@ -109,6 +109,11 @@ var authzRows = []authzRow{
 	{route: "PATCH /api/v1/images/:id", path: "/api/v1/images/{owner_image}", body: fixed(`{"favourite":true}`), want: [5]int{401, 404, 200, 404, 404}},
 	{route: "DELETE /api/v1/images/:id", path: "/api/v1/images/{owner_image}", want: [5]int{401, 404, 204, 404, 404}},
 	{route: "POST /v1/images/generations", body: fixed(`{"prompt":"a red fox in snow","size":"64x64","steps":1}`), want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /v1/models", want: [5]int{401, 200, 200, 200, 200}},
+	{route: "GET /v1/models/:id", path: "/v1/models/{unknown}", want: [5]int{401, 404, 404, 404, 404}},
+	// An image link is its own credential: without a valid signature it
+	// shows nothing to anybody, the owner included.
+	{route: "GET /v1/images/files/:id", path: "/v1/images/files/{owner_image}?u={owner}&f=png&q=100&e=9999999999&s=AAAA", want: [5]int{404, 404, 404, 404, 404}},
 
 	// Pages: anonymous visitors are sent to sign in.
 	{route: "GET /generate", want: [5]int{303, 200, 200, 200, 200}},

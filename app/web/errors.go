@@ -117,6 +117,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	body := errorBody{Error: errorDetail{Code: ae.Code, Message: app.ErrorMessage(ae), Fields: ae.Fields, RequestID: reqID}}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(status)
+	} else if isOpenAI(c.Request().URL.Path) {
+		err = c.JSON(toOpenAIError(ae, status, body.Error.Message))
 	} else if isAPI(c.Request().URL.Path) {
 		err = c.JSON(status, body)
 	} else {

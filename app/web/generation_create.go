@@ -60,9 +60,12 @@ func (s *Server) createGeneration(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	u := currentUser(c).User
-	params := req.params(s.opts.DefaultSteps)
-	g, pos, err := s.queue.Submit(c.Request().Context(), u.ID, params)
+	pr := currentUser(c)
+	u, p := pr.User, req.params(s.opts.DefaultSteps)
+	if pr.APIKey != nil {
+		p.APIKeyID = pr.APIKey.ID
+	}
+	g, pos, err := s.queue.Submit(c.Request().Context(), u.ID, p)
 	if err != nil {
 		return err
 	}
@@ -70,6 +73,6 @@ func (s *Server) createGeneration(c echo.Context) error {
 	c.Response().Header().Set("Location", "/api/v1/generations/"+g.ID)
 	j := toGenerationJSON(g, pos, nil)
 	// Said before the job runs: the images will not claim these.
-	j.NotApplied = s.queue.NotApplied(c.Request().Context(), params)
+	j.NotApplied = s.queue.NotApplied(c.Request().Context(), p)
 	return c.JSON(http.StatusAccepted, j)
 }

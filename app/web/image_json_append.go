@@ -76,6 +76,10 @@ func appendImageJSON(b []byte, i *app.Image, now time.Time) ([]byte, bool) {
 	b = appendJSONString(b, i.Backend)
 	b = append(b, `,"model":`...)
 	b = appendJSONString(b, i.Model)
+	if i.APIKeyID != "" {
+		b = append(b, `,"api_key_id":`...)
+		b = appendJSONString(b, i.APIKeyID)
+	}
 	b = append(b, `,"favourite":`...)
 	b = strconv.AppendBool(b, i.Favourite)
 	b = append(b, `,"parameters_embedded":`...)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -44,5 +45,25 @@ func (s *Server) showImage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toImageJSON(img, s.db.Now()))
+	j := toImageJSON(img, s.db.Now())
+	j.APIKeyName = s.apiKeyName(c.Request().Context(), u.ID, img.APIKeyID)
+	return c.JSON(http.StatusOK, j)
+}
+
+// apiKeyName is the name of userID's API key keyID (revoked keys too), or
+// "" for none or one that no longer exists.
+func (s *Server) apiKeyName(ctx context.Context, userID, keyID string) string {
+	if keyID == "" {
+		return ""
+	}
+	keys, err := s.auth.ListAPIKeys(ctx, userID)
+	if err != nil {
+		return ""
+	}
+	for _, k := range keys {
+		if k.ID == keyID {
+			return k.Name
+		}
+	}
+	return ""
 }

@@ -129,6 +129,8 @@ type imagePage struct {
 	DaysLeft                      int
 	// Carries is what the stored PNG says about itself (the badge).
 	Carries provenance.Carried
+	// APIKey names the API key that asked for the image ("" from the pages).
+	APIKey string
 }
 
 // carriesHead is how much of the stored PNG the badge reads: the marks and
@@ -154,7 +156,8 @@ func (s *Server) imageView(c echo.Context) error {
 		return err
 	}
 	d := imagePage{Image: img, Alt: altText(img.Prompt), Created: img.CreatedAt.Format("2 Jan 2006 15:04 MST"),
-		Expires: img.ExpiresAt.Format("2 Jan 2006"), DaysLeft: daysLeft(img.ExpiresAt, s.db.Now())}
+		Expires: img.ExpiresAt.Format("2 Jan 2006"), DaysLeft: daysLeft(img.ExpiresAt, s.db.Now()),
+		APIKey: s.apiKeyName(c.Request().Context(), u.ID, img.APIKeyID)}
 	if rt := img.RenderTime(); rt > 0 {
 		d.Render = rt.Round(10 * time.Millisecond).String()
 	}

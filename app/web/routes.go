@@ -104,7 +104,13 @@ func (s *Server) routes() {
 
 	// OpenAI-compatible images API, for existing clients (API key with the
 	// generate scope, or a session).
+	// Errors on /v1 come in OpenAI's shape (openai_errors.go). Image
+	// links from response_format=url carry their own signature and work
+	// without a key until they expire.
 	e.POST("/v1/images/generations", s.openAIGenerate, generate)
+	e.GET("/v1/models", s.listOpenAIModels, generate)
+	e.GET("/v1/models/:id", s.showOpenAIModel, generate)
+	e.GET("/v1/images/files/:id", s.imageLinkFile)
 
 	// Pages for signed-in people; anonymous visitors are sent to sign in.
 	pages := s.requirePage

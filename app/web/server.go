@@ -4,6 +4,8 @@
 package web
 
 import (
+	"context"
+	"crypto/rand"
 	"html/template"
 	"log/slog"
 	"net"
@@ -50,6 +52,11 @@ type Options struct {
 	// Signing is the state of Content Credentials signing, shown on the
 	// admin's backends page.
 	Signing Signing
+	// OpenAIAliases maps model names OpenAI clients send to served
+	// models; OpenAIURLExpiry is how long a response_format=url link
+	// works (1h when zero).
+	OpenAIAliases   map[string]string
+	OpenAIURLExpiry time.Duration
 }
 
 // Signing says whether stored images get signed Content Credentials:
@@ -105,6 +112,8 @@ type Server struct {
 	pageHook func(echo.Context, *page)
 	// keyLimit and addrLimit are the API rate limits; nil: none.
 	keyLimit, addrLimit *rateLimiter
+	// linkKey signs the OpenAI API's image links.
+	linkKey []byte
 }
 
 // New builds the server and its routes. It fails if a template or static
@@ -121,6 +130,16 @@ func New(log *slog.Logger, deps Deps, opts Options) (*Server, error) {
 	s := &Server{e: echo.New(), log: log, db: deps.DB, auth: deps.Auth, policies: deps.Policies, queue: deps.Queue, media: deps.Media, rights: deps.Rights, opts: opts, metrics: newMetrics(), assets: a, pages: pages}
 	s.support, s.exports, s.requests, s.usage = deps.Support, deps.Exports, deps.Requests, deps.Usage
 	s.keyLimit, s.addrLimit = newRateLimiter(opts.APIRatePerKey), newRateLimiter(opts.APIRatePerAddr)
+	if s.opts.OpenAIURLExpiry <= 0 {
+		s.opts.OpenAIURLExpiry = time.Hour
+	}
+	s.linkKey = make([]byte, 32)
+	rand.Read(s.linkKey) // no database (some tests): links last while the process does
+	if deps.DB != nil {
+		if s.linkKey, err = loadLinkSecret(context.Background(), deps.DB); err != nil {
+			return nil, err
+		}
+	}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.handleError
 	s.e.IPExtractor = ipExtractor(opts.TrustedProxies)
