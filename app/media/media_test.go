@@ -672,7 +672,7 @@ func TestSaveRefusesWhatItCannotStore(t *testing.T) {
 		code   string
 		reason string
 	}{
-		{"not an image", testGeneration("g1", "alice", "p"), testResult(good, []byte("<html>502 Bad Gateway</html>")), "", backend.ReasonBadResponse},
+		{"not an image", testGeneration("g1", "alice", "p"), testResult(good, []byte("<html>502 Bad Gateway</html>")), app.EUNAVAILABLE, ""},
 		{"no images", testGeneration("g2", "alice", "p"), backend.Result{}, app.EINVALID, ""},
 		{"bad owner", testGeneration("g3", "../etc", "p"), testResult(good), app.EINVALID, ""},
 		{"no generation", testGeneration("", "alice", "p"), testResult(good), app.EINVALID, ""},
