@@ -250,11 +250,11 @@ func appendNegativeAAD(dst []byte, id string) []byte {
 func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, opts SaveOptions) ([]string, error) {
 	switch {
 	case !validName(g.UserID):
-		return nil, app.Errorf(app.EINVALID, "media: cannot save images without a valid owner id (got %q).", g.UserID)
+		return nil, app.Errorf(app.EINVALID, "The generation has no valid owner id (got %q), so its images cannot be saved.", g.UserID)
 	case g.ID == "":
-		return nil, app.Errorf(app.EINVALID, "media: cannot save images without their generation id.")
+		return nil, app.Errorf(app.EINVALID, "The generation has no id, so its images cannot be saved.")
 	case len(res.Images) == 0:
-		return nil, app.Errorf(app.EINVALID, "media: the result of generation %s holds no images to save.", g.ID)
+		return nil, app.Errorf(app.EINVALID, "The model server returned no images for generation %s: try again.", g.ID)
 	}
 	if g.Count > 0 && g.Count != len(res.Images) {
 		s.log.Warn("media: backend returned a different number of images than asked for", "generation_id", g.ID, "asked", g.Count, "got", len(res.Images))
@@ -695,7 +695,7 @@ func (s *Store) deleteBatch(ctx context.Context, keys []sqlite.ImageKey) (int, e
 // rows it removed and can be run again after an interruption.
 func (s *Store) DeleteAllForUser(ctx context.Context, userID string) (int, error) {
 	if !validName(userID) {
-		return 0, app.Errorf(app.EINVALID, "media: %q is not a valid user id.", userID)
+		return 0, app.Errorf(app.EINVALID, "%q is not a valid user id, so its images cannot be deleted.", userID)
 	}
 	if err := os.RemoveAll(s.userDir(userID)); err != nil {
 		return 0, app.Wrap(err, "Could not delete the media folder of user %s: check its permissions, then run the purge again.", userID)
