@@ -332,6 +332,12 @@ type LoginInput struct {
 
 // LoginResult is a new session; Token goes in the cookie and is never
 // stored.
+// ErrSecondFactorRequired is in the chain of Login's error when the
+// password was right but the account uses 2FA and no code was given: the
+// caller asks for the code. Test it with errors.Is; the "totp_code" field
+// beside it is for API clients, not a signal to branch on.
+var ErrSecondFactorRequired = errors.New("auth: a second factor (TOTP or recovery code) is required")
+
 type LoginResult struct {
 	User    *app.User
 	Session *app.Session
@@ -342,7 +348,8 @@ type LoginResult struct {
 // empty fields; ERATELIMITED (with RetryAfterSeconds) while throttled;
 // EUNAUTHORIZED with the same message for an unknown login and a wrong
 // password; EUNAUTHORIZED with Fields["totp_code"] when 2FA is on and no code
-// was given, or the code was wrong or used before.
+// was given (wrapping ErrSecondFactorRequired), or the code was wrong or
+// used before.
 func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error) {
 	fe := app.FieldErrors{}
 	if strings.TrimSpace(in.Login) == "" {
@@ -421,7 +428,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 			ns.UseRecovery, method = h, "recovery_code"
 		default:
 			return nil, &app.Error{Code: app.EUNAUTHORIZED, Message: "This account uses two-factor authentication: enter the 6-digit code from your authenticator app, or one of your recovery codes.",
-				Fields: map[string]string{"totp_code": "required"}}
+				Fields: map[string]string{"totp_code": "required"}, Err: ErrSecondFactorRequired}
 		}
 	}
 	if rehash {

@@ -309,7 +309,14 @@ func restoreData(ctx context.Context, dataDir, from, keyringFile, envKey string)
 	if keyringFile != "" {
 		v, err := vault.Open(dataDir, envKey)
 		if err != nil {
-			os.Rename(filepath.Join(dataDir, vault.KeyringFile), keyringFile+".rejected")
+			// The keyring that does not open must leave the data folder, or
+			// the next start would find it there: say so if it cannot, in
+			// the one line the admin reads (errMessage shows the message).
+			rejected := filepath.Join(dataDir, vault.KeyringFile)
+			if rerr := os.Rename(rejected, keyringFile+".rejected"); rerr != nil {
+				return nil, &app.Error{Code: app.ErrorCode(err), Err: errors.Join(err, rerr),
+					Message: fmt.Sprintf("%s The restored keyring could not be moved out of the way (%v), so it is still in the data folder: remove %s by hand before you start again.", errMessage(err), rerr, rejected)}
+			}
 			return nil, err
 		}
 		v.Close()
@@ -343,7 +350,11 @@ func restoreData(ctx context.Context, dataDir, from, keyringFile, envKey string)
 	}
 	if _, err := os.Stat(filepath.Join(stage, "media")); err == nil {
 		if _, err := os.Stat(filepath.Join(dataDir, "media")); err == nil {
-			os.Rename(filepath.Join(dataDir, "media"), filepath.Join(dataDir, fmt.Sprintf("media.before-restore-%d", time.Now().Unix())))
+			// Without this the next rename fails with a bare "file exists"
+			// that hides the cause.
+			if err := os.Rename(filepath.Join(dataDir, "media"), filepath.Join(dataDir, fmt.Sprintf("media.before-restore-%d", time.Now().Unix()))); err != nil {
+				return nil, fmt.Errorf("move the current media folder aside: %w", err)
+			}
 		}
 		if err := os.Rename(filepath.Join(stage, "media"), filepath.Join(dataDir, "media")); err != nil {
 			return nil, err

@@ -262,14 +262,18 @@ func serve(ctx context.Context, cfg config.Config, env []string, log *slog.Logge
 	if err := runner.Schedule(ctx, jobs, cfg.Retention.Schedule); err != nil {
 		return err
 	}
-	jobs.AddFunc(cfg.Retention.Schedule, func() {
+	// A schedule cron cannot parse would leave sessions never cleaned up,
+	// silently: refuse to start instead.
+	if _, err := jobs.AddFunc(cfg.Retention.Schedule, func() {
 		n, err := db.DeleteExpiredSessions(context.Background(), time.Now().Add(-cfg.Auth.SessionIdle.D()))
 		if err != nil {
 			log.Error("retention: expired sessions", "err", err)
 		} else if n > 0 {
 			log.Info("retention: expired sessions removed", "count", n)
 		}
-	})
+	}); err != nil {
+		return fmt.Errorf("retention.schedule %q: %w", cfg.Retention.Schedule, err)
+	}
 	jobs.Start()
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -243,16 +243,20 @@ func appendNegativeAAD(dst []byte, id string) []byte {
 // finishOriginal), then sealed and renamed into place; then all
 // rows are inserted in one transaction, with expires_at = now + the images
 // retention window; then WebP and thumbnail work is queued. A result the
-// store cannot read is refused with a *backend.Error of reason
-// bad_response; a second Save for the same generation with ECONFLICT.
+// store cannot read is refused with EUNAVAILABLE (the model server's
+// fault, said in words the person can act on), as is a data folder it
+// cannot write; a second Save for the same generation with ECONFLICT.
+// Every error is an *app.Error or internal: the queue shows only
+// app.ErrorMessage, so another package's error type would reach the person
+// as "something went wrong".
 func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, opts SaveOptions) ([]string, error) {
 	switch {
 	case !validName(g.UserID):
-		return nil, app.Errorf(app.EINVALID, "media: cannot save images without a valid owner id (got %q).", g.UserID)
+		return nil, app.Errorf(app.EINVALID, "The generation has no valid owner id (got %q), so its images cannot be saved.", g.UserID)
 	case g.ID == "":
-		return nil, app.Errorf(app.EINVALID, "media: cannot save images without their generation id.")
+		return nil, app.Errorf(app.EINVALID, "The generation has no id, so its images cannot be saved.")
 	case len(res.Images) == 0:
-		return nil, app.Errorf(app.EINVALID, "media: the result of generation %s holds no images to save.", g.ID)
+		return nil, app.Errorf(app.EINVALID, "The model server returned no images for generation %s: try again.", g.ID)
 	}
 	if g.Count > 0 && g.Count != len(res.Images) {
 		s.log.Warn("media: backend returned a different number of images than asked for", "generation_id", g.ID, "asked", g.Count, "got", len(res.Images))
@@ -281,8 +285,8 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 		w, h, ct, err := sniff(img.Data)
 		if err != nil {
 			cleanup()
-			return nil, &backend.Error{Backend: g.Backend, Reason: backend.ReasonBadResponse,
-				Message: fmt.Sprintf("returned image %d of %d in a form Z Image cannot store: try again, or check the model server's output format (PNG, JPEG or WebP).", i+1, len(res.Images)), Err: err}
+			return nil, &app.Error{Code: app.EUNAVAILABLE, Err: err,
+				Message: fmt.Sprintf("The model server returned image %d of %d in a form Z Image cannot store: try again, or check the model server's output format (PNG, JPEG or WebP).", i+1, len(res.Images))}
 		}
 		seed := img.Seed
 		if seed == 0 {
@@ -291,8 +295,8 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 		data, embedded, err := s.finishOriginal(img.Data, ct, model, opts, func() string { return parametersText(g, seed, w, h, model) })
 		if err != nil {
 			cleanup()
-			return nil, &backend.Error{Backend: g.Backend, Reason: backend.ReasonBadResponse,
-				Message: fmt.Sprintf("returned image %d of %d as a file Z Image cannot store: try again, or check the model server's output format (PNG, JPEG or WebP).", i+1, len(res.Images)), Err: err}
+			return nil, &app.Error{Code: app.EUNAVAILABLE, Err: err,
+				Message: fmt.Sprintf("The model server returned image %d of %d as a file Z Image cannot store: try again, or check the model server's output format (PNG, JPEG or WebP).", i+1, len(res.Images))}
 		}
 		id := ulid.Make().String()
 		sp, err := s.sealer.Seal(g.UserID, promptAAD(id), []byte(g.Prompt))
@@ -308,7 +312,7 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 		ids = append(ids, id)
 		if err := s.writeSealed(g.UserID, id, variantOrig, data); err != nil {
 			cleanup()
-			return nil, app.Wrap(err, "Could not store the new image: check free space and permissions of the data folder.")
+			return nil, storageError(err, "Could not store the new image: check free space and permissions of the data folder.")
 		}
 		rows = append(rows, sqlite.ImageRow{
 			Image: app.Image{
@@ -332,7 +336,7 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 		synced[dir] = true
 		if err := syncDir(dir); err != nil {
 			cleanup()
-			return nil, app.Wrap(err, "Could not store the new image: the data folder could not be synced to disk.")
+			return nil, storageError(err, "Could not store the new image: the data folder could not be synced to disk.")
 		}
 	}
 	if err := s.db.InsertImages(ctx, rows); err != nil {
@@ -343,6 +347,18 @@ func (s *Store) Save(ctx context.Context, g GenerationInfo, res backend.Result, 
 		s.enqueue(sqlite.ImageKey{ID: id, UserID: g.UserID})
 	}
 	return ids, nil
+}
+
+// storageError keeps the careful message diskError chose (full disk,
+// read-only folder); any other failure of the data folder becomes msg with
+// EUNAVAILABLE, not EINTERNAL: the disk is a dependency the administrator
+// can fix, and an internal code would hide msg from the person.
+func storageError(err error, msg string) error {
+	var ae *app.Error
+	if errors.As(err, &ae) && ae.Code != app.EINTERNAL {
+		return err
+	}
+	return &app.Error{Code: app.EUNAVAILABLE, Message: msg, Err: err}
 }
 
 // aadBufs hold the associated data of the prompts a gallery page opens:
@@ -685,7 +701,7 @@ func (s *Store) deleteBatch(ctx context.Context, keys []sqlite.ImageKey) (int, e
 // rows it removed and can be run again after an interruption.
 func (s *Store) DeleteAllForUser(ctx context.Context, userID string) (int, error) {
 	if !validName(userID) {
-		return 0, app.Errorf(app.EINVALID, "media: %q is not a valid user id.", userID)
+		return 0, app.Errorf(app.EINVALID, "%q is not a valid user id, so its images cannot be deleted.", userID)
 	}
 	if err := os.RemoveAll(s.userDir(userID)); err != nil {
 		return 0, app.Wrap(err, "Could not delete the media folder of user %s: check its permissions, then run the purge again.", userID)

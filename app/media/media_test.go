@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -672,7 +673,7 @@ func TestSaveRefusesWhatItCannotStore(t *testing.T) {
 		code   string
 		reason string
 	}{
-		{"not an image", testGeneration("g1", "alice", "p"), testResult(good, []byte("<html>502 Bad Gateway</html>")), "", backend.ReasonBadResponse},
+		{"not an image", testGeneration("g1", "alice", "p"), testResult(good, []byte("<html>502 Bad Gateway</html>")), app.EUNAVAILABLE, ""},
 		{"no images", testGeneration("g2", "alice", "p"), backend.Result{}, app.EINVALID, ""},
 		{"bad owner", testGeneration("g3", "../etc", "p"), testResult(good), app.EINVALID, ""},
 		{"no generation", testGeneration("", "alice", "p"), testResult(good), app.EINVALID, ""},
@@ -682,6 +683,11 @@ func TestSaveRefusesWhatItCannotStore(t *testing.T) {
 			ids, err := e.store.Save(ctx, tt.g, tt.res, SaveOptions{})
 			if tt.code != "" && app.ErrorCode(err) != tt.code {
 				t.Errorf("got %v, want %s", err, tt.code)
+			}
+			// People read these messages (the queue shows them): no
+			// package prefix, a sentence that starts with a capital.
+			if msg := app.ErrorMessage(err); regexp.MustCompile(`^[a-z]+: `).MatchString(msg) {
+				t.Errorf("message %q starts with a package prefix", msg)
 			}
 			if tt.reason != "" && backend.Reason(err) != tt.reason {
 				t.Errorf("got %v, want backend reason %s", err, tt.reason)

@@ -262,8 +262,15 @@ func (x *Exports) writeSealed(ctx context.Context, e app.Export) (int64, error) 
 	if err := os.Rename(tmp, final); err != nil {
 		return 0, app.Wrap(err, "Could not store the export file.")
 	}
+	// Until the folder is synced the rename may not survive a power cut,
+	// and FinishExport would record an archive that is not there: fail the
+	// export (the person can ask again) rather than promise a file.
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		os.Remove(final)
+		ok = true // f is closed and tmp renamed: nothing left for the deferred clean-up
+		return 0, app.Wrap(err, "Could not store the export file.")
+	}
 	ok = true
-	syncDir(filepath.Dir(final))
 	return cw.n, nil
 }
 
@@ -341,11 +348,19 @@ func randomSuffix() string {
 	return hex.EncodeToString(b)
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("exports: sync folder: %w", err)
 	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("exports: sync folder: %w", err)
+	}
+	return nil
 }
 
 // Write writes the plaintext ZIP of everything held on userID to w. The

@@ -246,7 +246,7 @@ func appendField(dst, field []byte) []byte {
 
 func checkUserID(userID string) error {
 	if userID == "" {
-		return &app.Error{Code: app.EINVALID, Message: "vault: a user id is required."}
+		return &app.Error{Code: app.EINVALID, Message: "A user id is required."}
 	}
 	return nil
 }

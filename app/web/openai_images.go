@@ -197,7 +197,12 @@ wait:
 		select {
 		case <-ctx.Done():
 			// The client gave up: do not keep the GPU busy for nobody.
-			s.queue.Cancel(context.WithoutCancel(ctx), u.ID, g.ID)
+			// Nobody is left to tell, but a failed cancel means the GPU
+			// goes on working for nobody: the log is where that shows.
+			// ECONFLICT is a job that finished meanwhile: nothing to stop.
+			if _, err := s.queue.Cancel(context.WithoutCancel(ctx), u.ID, g.ID); err != nil && app.ErrorCode(err) != app.ECONFLICT {
+				s.log.Warn("openai images: cancel the generation of a client that left", "generation", g.ID, "err", err)
+			}
 			return ctx.Err()
 		case e := <-events:
 			if e.GenerationID != g.ID {

@@ -180,8 +180,7 @@ func (s *Server) loginInput(c echo.Context, login, password string) auth.LoginIn
 // needsSecondFactor reports the service's "enter your 2FA code" answer,
 // which it gives only after the password was right.
 func needsSecondFactor(err error) bool {
-	var ae *app.Error
-	return errors.As(err, &ae) && ae.Code == app.EUNAUTHORIZED && ae.Fields["totp_code"] == "required"
+	return errors.Is(err, auth.ErrSecondFactorRequired)
 }
 
 // loginTicketTTL is how long the 2FA step may take.
