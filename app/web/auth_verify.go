@@ -16,13 +16,8 @@ type verifyPage struct {
 // use the token up.
 func (s *Server) verifyEmailForm(c echo.Context) error {
 	token := c.QueryParam("token")
-	p := s.newPage(c, "", verifyPage{Token: token})
-	status := http.StatusOK
-	if token == "" {
-		p.FormError = "This page needs the whole link from the confirmation mail. Open it again, or ask for a new one in your settings."
-		status = http.StatusBadRequest
-	}
-	return s.render(c, status, "verify_email", p)
+	return s.linkForm(c, "verify_email", verifyPage{Token: token}, token,
+		"This page needs the whole link from the confirmation mail. Open it again, or ask for a new one in your settings.")
 }
 
 // verifyEmailSubmit confirms the address (and moves the account to it when

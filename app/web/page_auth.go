@@ -264,13 +264,20 @@ type resetPage struct {
 // resetForm shows the new-password form of an admin's reset link.
 func (s *Server) resetForm(c echo.Context) error {
 	token := c.QueryParam("token")
-	p := s.newPage(c, "", resetPage{Token: token})
+	return s.linkForm(c, "reset", resetPage{Token: token}, token,
+		"This page needs the reset link an administrator gave you. Open the whole link, or ask for a new one.")
+}
+
+// linkForm renders a page opened from a link that carries a token (reset,
+// email confirmation); a link that lost its token answers 400 with missing.
+func (s *Server) linkForm(c echo.Context, page string, data any, token, missing string) error {
+	p := s.newPage(c, "", data)
 	status := http.StatusOK
 	if token == "" {
-		p.FormError = "This page needs the reset link an administrator gave you. Open the whole link, or ask for a new one."
+		p.FormError = missing
 		status = http.StatusBadRequest
 	}
-	return s.render(c, status, "reset", p)
+	return s.render(c, status, page, p)
 }
 
 // resetSubmit sets the new password; every session of the account ends,
